@@ -2,15 +2,15 @@
 
 It keeps everit's shape rather than JSON Schema's: a schema mixing keyword families
 becomes a synthetic ``allOf`` (enum first, then combined keywords, not, const, the
-declared type, then sniffed keyword families), failures form a tree of pointers and
-bare messages, and several failures at one level are wrapped as ``N schema
-violations found`` (SEMANTICS.md §4). ``validation`` is the public face of it.
+declared type, then sniffed keyword families and if/then/else); failures form a
+tree of pointers and bare messages; and several failures at one level are wrapped as
+``N schema violations found`` (SEMANTICS.md §4). ``validation`` is its public face.
 
 Limitations:
-    Formats are stdlib approximations of everit's validators (email and URI are the
-    loosest). ``nullable``, ``if``/``then``/``else`` and remote ``$ref`` are not
-    supported. Patterns run on Python's ``re``, which agrees with Java's regular
-    expressions for ordinary patterns.
+    ``nullable``, ``propertyNames``, ``readOnly``/``writeOnly`` and non-local
+    ``$ref`` are not supported. ``not`` prints its schema as compact JSON, which
+    may differ from everit's printer in key order. Patterns run on Python's ``re``,
+    which agrees with Java's regular expressions for ordinary patterns.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from curation_sync.javatext import java_class as _cls
 
 _Check = Callable[[Any], list["_Failure"]]
 
+# Keyword families in the order everit's property sniffer looks for them.
 _FAMILIES = {
-    "object": ("properties", "required", "additionalProperties", "minProperties",
-               "maxProperties", "dependencies", "patternProperties"),
     "array": ("items", "additionalItems", "minItems", "maxItems", "uniqueItems",
               "contains"),
+    "object": ("properties", "required", "additionalProperties", "minProperties",
+               "maxProperties", "dependencies", "patternProperties"),
     "number": ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
                "multipleOf"),
     "string": ("minLength", "maxLength", "pattern", "format"),
@@ -142,10 +143,13 @@ class _Checker:
             parts.append(self._combined_part(typed, "anyOf"))
         elif isinstance(declared, str):
             parts.append(self._typed(schema, declared))
+        names = declared if isinstance(declared, list) else [declared]
+        covered = {_family(name) for name in names}
         for family, keys in _FAMILIES.items():
-            covered = isinstance(declared, list) or _family(declared) == family
-            if not covered and any(key in schema for key in keys):
+            if family not in covered and any(key in schema for key in keys):
                 parts.append(self._typed(schema, family, requires=False))
+        if any(key in schema for key in ("if", "then", "else")):
+            parts.append(lambda s: self._conditional(schema, s))
         return parts or [lambda s: []]
 
     def _bound(self, schema: Any) -> _Check:
@@ -184,6 +188,22 @@ class _Checker:
         else:
             return []
         return [_Failure("#", f"#: {text}", tuple(failures))]
+
+    def _conditional(self, schema: Mapping[str, Any], subject: Any) -> list[_Failure]:
+        if "if" not in schema:
+            return []
+        if_failure = self.failure_of(schema["if"], subject)
+        branch = "then" if if_failure is None else "else"
+        if branch not in schema:
+            return []
+        failure = self.failure_of(schema[branch], subject)
+        if failure is None:
+            return []
+        if if_failure is None:
+            text = 'input is invalid against the "then" schema'
+            return [_Failure("#", text, (failure,))]
+        text = 'input is invalid against both the "if" and "else" schema'
+        return [_Failure("#", text, (if_failure, failure))]
 
     def _enum(self, values: Sequence[Any], subject: Any) -> list[_Failure]:
         if any(_json_equal(value, subject) for value in values):
