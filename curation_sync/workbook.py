@@ -1,0 +1,823 @@
+"""Workbooks: reading CSV and XLSX into exact cell text, and writing XLSX on pull.
+
+Design notes. A workbook is read into a `Table` of cell *text*, shaped the way
+Synapse's CSV import wants it for the task's JSON schema, because import types
+cells by column and silently turns some text into other values (any boolean but
+`true` becomes false, a list cell must be JSON array text). So:
+
+- Nothing is guessed. There is no NA list, text stays text, numbers are only
+  turned into text (`7` not `7.0`, 15 significant digits like Excel shows), and
+  a cell that does not fit its column is reported as a `Problem` with the row
+  number the person sees, never coerced. Whole-file failures raise
+  `WorkbookError`; cell and column issues do not, so one bad cell cannot stop
+  the other rows.
+- XLSX goes through python-calamine (Rust) for speed; openpyxl loads every
+  cell as an object with styles and was about ten times slower on big sheets.
+  Calamine already ignores value-less formatted cells; rows of empty strings
+  are trimmed while streaming, so a sheet claiming a million rows stays cheap.
+- Writing (pull) uses openpyxl, which can set number formats, data validation,
+  comments and document properties. Every string is written as a string cell,
+  so a value from Synapse never becomes a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_calamine import CalamineError, CalamineWorkbook, SheetVisibleEnum
+
+from curation_sync.errors import WorkbookError
+
+logger = logging.getLogger(__name__)
+
+CellValue = str | int | float | bool | dt.date | dt.datetime | dt.time | dt.timedelta
+
+# How many rows from the top are searched for the header row.
+HEADER_SEARCH_ROWS = 30
+
+# Excel keeps 15 significant digits; more are binary noise of the stored double.
+SIGNIFICANT_DIGITS = 15
+
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DIGITS_RE = re.compile(r"[+-]?\d+")
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_LONG_RANGE = 2**63
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something in a workbook that needs the person's attention.
+
+    `kind` is a short stable word (`unknown-column`, `not-a-number`, ...) for
+    code; `message` is a full sentence for people.
+    """
+
+    kind: str
+    message: str
+    sheet_row: int | None = None
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """The cell text of one sheet, shaped for Synapse's CSV import."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    sheet_rows: tuple[int, ...]
+    sheet_name: str | None = None
+    problems: tuple[Problem, ...] = ()
+
+    def content_hash(self) -> str:
+        """A fingerprint of the cell text only.
+
+        The same cells give the same hash whatever the file format, formatting,
+        column order or blank rows, so a save that changed none of them can be
+        skipped. Row order counts.
+        """
+        order = sorted(range(len(self.columns)), key=lambda i: self.columns[i])
+        payload = {
+            "columns": [self.columns[i] for i in order],
+            "rows": [[row[i] for i in order] for row in self.rows],
+        }
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def problems_for_row(self, sheet_row: int) -> tuple[Problem, ...]:
+        """The problems reported for one sheet row."""
+        return tuple(p for p in self.problems if p.sheet_row == sheet_row)
+
+
+@dataclass(frozen=True)
+class WorkbookIdentity:
+    """Which task a workbook belongs to, stored inside the file on pull."""
+
+    task_id: int
+    record_set_id: str
+    base_version: int
+
+
+# ---------------------------------------------------------------------------
+# Column specs from the JSON schema
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How the cells of one column must be shaped, from its schema property."""
+
+    name: str
+    kind: str = "string"  # string, number, integer, boolean or list
+    format: str | None = None
+    item_kind: str = "string"
+    required: bool = False
+    enum: tuple[Any, ...] = ()
+    description: str = ""
+
+
+def _resolve(schema: Mapping[str, Any], prop: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow a local `$ref` (`#/definitions/x`, `#/$defs/x`) one level deep."""
+    ref = prop.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return prop
+    target: Any = schema
+    for part in ref[2:].split("/"):
+        target = target.get(part, {}) if isinstance(target, Mapping) else {}
+    merged = dict(target) if isinstance(target, Mapping) else {}
+    merged.update({k: v for k, v in prop.items() if k != "$ref"})
+    return merged
+
+
+def _json_type(prop: Mapping[str, Any]) -> str:
+    declared = prop.get("type")
+    if isinstance(declared, list):
+        declared = next((t for t in declared if t != "null"), "string")
+    if isinstance(declared, str):
+        return declared
+    enum = prop.get("enum")
+    if isinstance(enum, list) and enum and all(isinstance(v, bool) for v in enum):
+        return "boolean"
+    return "string"
+
+
+_KINDS = {"number": "number", "integer": "integer", "boolean": "boolean"}
+
+
+def column_specs(schema: Mapping[str, Any] | None) -> dict[str, ColumnSpec]:
+    """Every top-level property of a JSON schema as a `ColumnSpec`, in order."""
+    if not schema:
+        return {}
+    required = set(schema.get("required") or ())
+    specs: dict[str, ColumnSpec] = {}
+    for name, raw in (schema.get("properties") or {}).items():
+        prop = _resolve(schema, raw if isinstance(raw, Mapping) else {})
+        json_type = _json_type(prop)
+        items = _resolve(schema, prop.get("items") or {})
+        enum = prop.get("enum") or items.get("enum") or ()
+        specs[name] = ColumnSpec(
+            name=name,
+            kind="list" if json_type == "array" else _KINDS.get(json_type, "string"),
+            format=prop.get("format") if isinstance(prop.get("format"), str) else None,
+            item_kind=_KINDS.get(_json_type(items), "string"),
+            required=name in required,
+            enum=tuple(enum),
+            description=str(prop.get("description") or prop.get("title") or ""),
+        )
+    return specs
+
+
+def normalize_header(name: str) -> str:
+    """The forgiving form of a column name: case, outer space and `_` ignored."""
+    return re.sub(r"[\s_]+", " ", name.strip()).casefold()
+
+
+# ---------------------------------------------------------------------------
+# Cell shaping
+
+
+class CellProblem(Exception):
+    """Raised by a shaper for a cell that does not fit its column."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def number_text(value: float) -> str:
+    """A float as the text a person sees: no `.0`, no binary noise."""
+    if value.is_integer() and abs(value) <= 2**53:
+        return str(int(value))
+    text = repr(value)
+    mantissa = text.split("e")[0].lstrip("-").replace(".", "").strip("0")
+    if len(mantissa) > SIGNIFICANT_DIGITS:
+        text = repr(float(f"{value:.{SIGNIFICANT_DIGITS}g}"))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _datetime_text(value: dt.datetime) -> str:
+    # Serial day fractions come back a few microseconds off; keep milliseconds.
+    micros = round(value.microsecond / 1000) * 1000
+    value = value.replace(microsecond=0) + dt.timedelta(microseconds=micros)
+    return value.isoformat(timespec="milliseconds" if micros else "seconds")
+
+
+def value_text(value: CellValue, spec: ColumnSpec | None = None) -> str:
+    """Any cell value as plain text, before column-specific checks."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return number_text(value)
+    if isinstance(value, dt.datetime):
+        if spec is not None and spec.format == "date" and value.time() == dt.time():
+            return value.date().isoformat()
+        return _datetime_text(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _shape_number(value: CellValue, spec: ColumnSpec) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise CellProblem("not-a-number", f"{value_text(value)!r} is not a number")
+    if isinstance(value, int | float):
+        return value_text(value)
+    text = value.strip()
+    if not text:
+        return ""
+    if not _NUMBER_RE.fullmatch(text):
+        hint = "; use a dot for decimals" if re.fullmatch(r"-?\d+,\d+", text) else ""
+        raise CellProblem("not-a-number", f"{value!r} is not a number{hint}")
+    number = float(text)
+    if not math.isfinite(number):
+        raise CellProblem("not-a-number", f"{value!r} is too large for a number")
+    return number_text(number)
+
+
+def _shape_integer(value: CellValue, spec: ColumnSpec) -> str:
+    if isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
+        number = int(value)
+    else:
+        try:
+            text = _shape_number(value, spec)
+        except CellProblem:
+            text = "-"
+        if not text:
+            return ""
+        if not _DIGITS_RE.fullmatch(text):
+            shown = value_text(value).strip()
+            raise CellProblem("not-an-integer", f"{shown!r} is not a whole number")
+        number = int(text)
+    if abs(number) >= _LONG_RANGE:
+        raise CellProblem("not-an-integer", f"{number} is too large for an integer")
+    return str(number)
+
+
+def _shape_boolean(value: CellValue, spec: ColumnSpec) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    # LibreOffice stores a formula's boolean result as the number 1 or 0.
+    if isinstance(value, int | float) and value in (0, 1):
+        return "true" if value else "false"
+    text = value_text(value).strip()
+    if text.lower() in ("true", "false", ""):
+        return text.lower()
+    raise CellProblem(
+        "not-a-boolean",
+        f"{text!r} is not true or false (Synapse would store it as false); "
+        "type true or false",
+    )
+
+
+def _split_list(text: str) -> list[str]:
+    separator = ";" if ";" in text else ","
+    return [item.strip() for item in text.split(separator) if item.strip()]
+
+
+def _shape_list(value: CellValue, spec: ColumnSpec) -> str:
+    item_spec = ColumnSpec(name=spec.name, kind=spec.item_kind)
+    if not isinstance(value, str):
+        items: list[str] = [value_text(value)]
+    else:
+        text = value.strip()
+        if not text:
+            return ""
+        if text.startswith("["):
+            # A cell already holding JSON array text is kept as typed.
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, list):
+                return text
+        items = _split_list(text)
+    shaper = _SHAPERS.get(spec.item_kind)
+    typed: list[Any] = []
+    for item in items:
+        shaped = shaper(item, item_spec) if shaper else item
+        typed.append(_json_scalar(shaped, spec.item_kind))
+    return json.dumps(typed, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_scalar(text: str, kind: str) -> Any:
+    if kind == "boolean":
+        return text == "true"
+    if kind == "integer":
+        return int(text)
+    if kind == "number":
+        number = float(text)
+        return int(number) if number.is_integer() and "." not in text else number
+    return text
+
+
+def _shape_string(value: CellValue, spec: ColumnSpec) -> str:
+    return value_text(value, spec)
+
+
+_SHAPERS: dict[str, Callable[[CellValue, ColumnSpec], str]] = {
+    "number": _shape_number,
+    "integer": _shape_integer,
+    "boolean": _shape_boolean,
+    "list": _shape_list,
+}
+
+
+def shape_cell(value: CellValue, spec: ColumnSpec | None) -> str:
+    """One cell as import text for its column; raises `CellProblem` if it cannot be.
+
+    Without a spec (an unknown column or no schema) the text is kept as is.
+    """
+    if spec is None:
+        return value_text(value)
+    return _SHAPERS.get(spec.kind, _shape_string)(value, spec)
+
+
+# ---------------------------------------------------------------------------
+# From raw rows to a Table
+
+
+@dataclass
+class _Grid:
+    """Raw cells of one sheet while a Table is being built."""
+
+    label: str
+    sheet_name: str | None
+    problems: list[Problem] = field(default_factory=list)
+    # Applied to every non-text cell before shaping (see _undo_libreoffice_epoch).
+    fix: Callable[[CellValue], CellValue] = lambda value: value
+
+    def report(
+        self, kind: str, message: str, row: int | None = None, column: str | None = None
+    ) -> None:
+        where = f" row {row}, column {column}" if row is not None and column else ""
+        self.problems.append(
+            Problem(kind, f"{self.label}{where}: {message}.", row, column)
+        )
+
+
+def _find_header(
+    head: Sequence[Sequence[CellValue]], specs: Mapping[str, ColumnSpec]
+) -> tuple[int, int]:
+    """The index of the header row among the top rows, and how many names match."""
+    wanted = {normalize_header(name) for name in specs}
+    first, best, best_score = -1, -1, 0
+    for index, row in enumerate(head):
+        names = {normalize_header(value_text(v)) for v in row} - {""}
+        if not names:
+            continue
+        if first < 0:
+            first = index
+        score = len(names & wanted)
+        if score > best_score:
+            best, best_score = index, score
+    return (best, best_score) if best >= 0 else (first, 0)
+
+
+def _map_columns(
+    grid: _Grid,
+    header: Sequence[CellValue],
+    data: Sequence[Sequence[CellValue]],
+    specs: Mapping[str, ColumnSpec],
+) -> list[tuple[int, str, ColumnSpec | None]]:
+    """Which sheet columns become table columns, under which names."""
+    by_key = {normalize_header(name): spec for name, spec in specs.items()}
+    taken: dict[str, str] = {}
+    kept: list[tuple[int, str, ColumnSpec | None]] = []
+    for index, cell in enumerate(header):
+        text = value_text(cell).strip()
+        if not text:
+            if any(index < len(row) and row[index] != "" for row in data):
+                grid.report(
+                    "unnamed-column",
+                    f"column {index + 1} has values but no header; give it the name "
+                    "of a schema property or delete it",
+                    column=str(index + 1),
+                )
+            continue
+        spec = by_key.get(normalize_header(text))
+        name = spec.name if spec else text
+        if name in taken:
+            grid.report(
+                "duplicate-column",
+                f"column {name!r} appears more than once ({taken[name]!r} and "
+                f"{text!r}); only the first is read, merge them into one",
+                column=name,
+            )
+            continue
+        taken[name] = text
+        if specs and spec is None:
+            grid.report(
+                "unknown-column",
+                f"column {text!r} is not in the task's schema; Synapse will ignore it",
+                column=text,
+            )
+        kept.append((index, name, spec))
+    for spec in specs.values():
+        if spec.name not in taken:
+            need = (
+                "the task's schema requires it" if spec.required else "it is optional"
+            )
+            grid.report(
+                "missing-column",
+                f"column {spec.name!r} is missing; {need}",
+                column=spec.name,
+            )
+    return kept
+
+
+def _shape_column(
+    grid: _Grid,
+    cells: Sequence[CellValue],
+    spec: ColumnSpec | None,
+    name: str,
+    sheet_rows: Sequence[int],
+) -> list[str]:
+    # Most cells of a text column are already text: keep that path a comprehension.
+    if spec is None or spec.kind == "string":
+        fix = grid.fix
+        return [v if v.__class__ is str else value_text(fix(v), spec) for v in cells]
+    shaper = _SHAPERS[spec.kind]
+    out: list[str] = []
+    for index, value in enumerate(cells):
+        try:
+            out.append(shaper(grid.fix(value), spec) if value != "" else "")
+        except CellProblem as problem:
+            grid.report(problem.kind, problem.message, sheet_rows[index], name)
+            out.append(value_text(value))
+    return out
+
+
+def _build_table(
+    grid: _Grid,
+    rows: Iterator[Sequence[CellValue]],
+    specs: Mapping[str, ColumnSpec],
+    first_row_number: int = 1,
+) -> Table:
+    """Find the header, drop empty rows and columns, shape every cell."""
+    head = [row for _, row in zip(range(HEADER_SEARCH_ROWS), rows, strict=False)]
+    header_index, _ = _find_header(head, specs)
+    if header_index < 0:
+        raise WorkbookError(
+            f"{grid.label} is empty; type a header row with the task's column "
+            "names and the data below it."
+        )
+    header = head[header_index]
+
+    # Stream the data rows, keeping only rows with a value: trailing rows that
+    # only carry formatting (or empty strings) cost nothing to hold.
+    data: list[Sequence[CellValue]] = []
+    sheet_rows: list[int] = []
+    number = first_row_number + header_index
+    for row in _chain(head[header_index + 1 :], rows):
+        number += 1
+        if row.count("") != len(row):
+            data.append(row)
+            sheet_rows.append(number)
+    if not data:
+        grid.report("no-rows", "there is a header but no data rows; nothing to push")
+
+    kept = _map_columns(grid, header, data, specs)
+    columns: list[list[str]] = []
+    for index, name, spec in kept:
+        cells = [row[index] if index < len(row) else "" for row in data]
+        columns.append(_shape_column(grid, cells, spec, name, sheet_rows))
+    return Table(
+        columns=tuple(name for _, name, _ in kept),
+        rows=tuple(zip(*columns, strict=True)) if columns else tuple(() for _ in data),
+        sheet_rows=tuple(sheet_rows),
+        sheet_name=grid.sheet_name,
+        problems=tuple(grid.problems),
+    )
+
+
+def _chain(
+    first: Iterable[Sequence[CellValue]], rest: Iterator[Sequence[CellValue]]
+) -> Iterator[Sequence[CellValue]]:
+    yield from first
+    yield from rest
+
+
+# ---------------------------------------------------------------------------
+# CSV
+
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def _decode_csv(data: bytes, grid: _Grid) -> str:
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(encoding)
+            except UnicodeDecodeError as error:
+                raise WorkbookError(
+                    f"{grid.label} starts with a {encoding} byte-order mark but is not "
+                    f"valid {encoding} ({error.reason}); save it again as CSV UTF-8."
+                ) from None
+    if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
+        raise WorkbookError(
+            f"{grid.label} is an Excel workbook with a .csv name; rename it to .xlsx "
+            "or save it from Excel as CSV UTF-8."
+        )
+    if b"\x00" in data:
+        raise WorkbookError(
+            f"{grid.label} is not a text file (it holds binary data); save the sheet "
+            "as CSV UTF-8 and try again."
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise WorkbookError(
+            f"{grid.label} is neither UTF-8 nor Windows-1252 text; save it as CSV "
+            "UTF-8 and try again."
+        ) from None
+    grid.report(
+        "encoding",
+        "the file is not UTF-8, so it was read as Windows-1252; save it as CSV UTF-8 "
+        "so that every character survives",
+    )
+    return text
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter (`,` `;` or tab) that splits the top lines most consistently."""
+    sample = text[:65536]
+    best, best_score = ",", (0, 0)
+    for delimiter in (",", ";", "\t"):
+        try:
+            rows = [
+                row
+                for _, row in zip(
+                    range(20),
+                    csv.reader(io.StringIO(sample), delimiter=delimiter),
+                    strict=False,
+                )
+                if row
+            ]
+        except csv.Error:
+            continue
+        if not rows:
+            continue
+        width = len(rows[0])
+        agreeing = sum(1 for row in rows[1:-1] if len(row) == width)
+        score = (width if width > 1 else 0, agreeing)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _read_csv(path: Path, specs: Mapping[str, ColumnSpec], grid: _Grid) -> Table:
+    data = _read_bytes(path, grid.label)
+    text = _decode_csv(data, grid)
+    if not text.strip():
+        raise WorkbookError(
+            f"{grid.label} is empty; type a header row with the task's column names "
+            "and the data below it."
+        )
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+    try:
+        return _build_table(grid, iter(list(reader)), specs)
+    except csv.Error as error:
+        raise WorkbookError(
+            f"{grid.label} is not a well-formed CSV file ({error}); save it again as "
+            "CSV UTF-8."
+        ) from None
+
+
+def _read_bytes(path: Path, label: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise WorkbookError(
+            f"Could not read {label} ({error.strerror}); check that it exists "
+            "and is readable."
+        ) from None
+
+
+# ---------------------------------------------------------------------------
+# XLSX
+
+
+def _open_xlsx(path: Path, label: str) -> CalamineWorkbook:
+    with path.open("rb") as handle:
+        magic = handle.read(8)
+    if not magic:
+        raise WorkbookError(
+            f"{label} is empty (0 bytes); save the workbook again from Excel or "
+            "LibreOffice."
+        )
+    if magic == _OLE_MAGIC and path.suffix.lower() in (".xlsx", ".xlsm"):
+        raise WorkbookError(
+            f"{label} is password-protected; remove the password in Excel "
+            "(File > Info > Protect Workbook) and save again."
+        )
+    try:
+        return CalamineWorkbook.from_path(str(path))
+    except CalamineError as error:
+        if "password" in str(error).lower():
+            raise WorkbookError(
+                f"{label} is password-protected; remove the password in Excel "
+                "(File > Info > Protect Workbook) and save again."
+            ) from None
+        raise WorkbookError(
+            f"{label} is not a readable workbook ({error}); it may be damaged or "
+            "still being copied. Open it in Excel and save it again."
+        ) from None
+
+
+def _written_by_libreoffice(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return b"LibreOffice" in archive.read("docProps/app.xml")[:4096]
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return False
+
+
+# Serials 59 and 60 both read as 1900-02-28 (60 is Excel's fictional 1900-02-29),
+# so only dates before that day can be moved back safely.
+_LIBREOFFICE_SHIFT_END = dt.date(1900, 2, 28)
+
+
+def _undo_libreoffice_epoch(value: CellValue) -> CellValue:
+    # LibreOffice counts serial days from 1899-12-30 without Excel's fictional
+    # 1900-02-29, so the dates it writes before March 1900 read one day late.
+    if isinstance(value, dt.datetime):
+        late = value.date() < _LIBREOFFICE_SHIFT_END
+    else:
+        late = isinstance(value, dt.date) and value < _LIBREOFFICE_SHIFT_END
+    return value - dt.timedelta(days=1) if late else value  # type: ignore[operator]
+
+
+def _pick_sheet(
+    book: CalamineWorkbook,
+    specs: Mapping[str, ColumnSpec],
+    wanted: str | None,
+    label: str,
+) -> str:
+    names = [meta.name for meta in book.sheets_metadata]
+    if wanted is not None:
+        for name in names:
+            if name == wanted or name.casefold() == wanted.strip().casefold():
+                return name
+        raise WorkbookError(
+            f"{label} has no sheet named {wanted!r}; its sheets are "
+            f"{', '.join(map(repr, names))}. Fix the sheet name in the configuration."
+        )
+    visible = [
+        meta.name
+        for meta in book.sheets_metadata
+        if meta.visible == SheetVisibleEnum.Visible
+    ]
+    if not visible:
+        raise WorkbookError(f"{label} has no visible sheet; unhide the data sheet.")
+    if not specs:
+        return visible[0]
+
+    # The first sheet whose header names at least half of the schema's
+    # properties wins; otherwise the best partial match.
+    enough = max(1, (len(specs) + 1) // 2)
+    best, best_score = "", 0
+    for name in visible:
+        head = list(
+            zip(
+                range(HEADER_SEARCH_ROWS),
+                book.get_sheet_by_name(name).iter_rows(),
+                strict=False,
+            )
+        )
+        _, score = _find_header([row for _, row in head], specs)
+        if score >= enough:
+            return name
+        if score > best_score:
+            best, best_score = name, score
+    if best_score:
+        return best
+    raise WorkbookError(
+        f"{label} has no sheet whose header matches the task's columns "
+        f"({', '.join(list(specs)[:6])}); put the header in the first rows of the "
+        "data sheet or set the sheet name in the configuration."
+    )
+
+
+def _read_xlsx(
+    path: Path, specs: Mapping[str, ColumnSpec], sheet: str | None, grid: _Grid
+) -> Table:
+    book = _open_xlsx(path, grid.label)
+    with book:
+        try:
+            name = _pick_sheet(book, specs, sheet, grid.label)
+            worksheet = book.get_sheet_by_name(name)
+            start = worksheet.start
+            rows: Iterator[Sequence[CellValue]] = worksheet.iter_rows()
+            if _written_by_libreoffice(path):
+                grid.fix = _undo_libreoffice_epoch
+            grid.sheet_name = name
+            first = start[0] + 1 if start else 1
+            return _build_table(grid, rows, specs, first_row_number=first)
+        except CalamineError as error:
+            raise WorkbookError(
+                f"{grid.label} is not a readable workbook ({error}); open it in Excel "
+                "and save it again."
+            ) from None
+
+
+def read_workbook(
+    path: Path,
+    *,
+    schema: Mapping[str, Any] | None = None,
+    sheet: str | None = None,
+) -> Table:
+    """Read a CSV or XLSX workbook into the cell text Synapse's import wants.
+
+    Args:
+        path: the workbook (`.csv`; anything else is read as a spreadsheet).
+        schema: the JSON schema bound to the task's record set; headers are
+            matched to its properties and cells shaped by their types.
+        sheet: the data sheet's name; by default the first visible sheet whose
+            header matches the schema.
+
+    Raises:
+        WorkbookError: the file cannot be read at all (damaged, encrypted,
+            empty, binary, no matching sheet). Cell and column issues are
+            `Table.problems` instead.
+    """
+    specs = column_specs(schema)
+    grid = _Grid(label=path.name, sheet_name=None)
+    if path.suffix.lower() == ".csv":
+        return _read_csv(path, specs, grid)
+    return _read_xlsx(path, specs, sheet, grid)
+
+
+def format_table(table: Table, fmt: str = "csv") -> str:
+    """The table as the `read` command prints it: CSV as pushed, or JSON."""
+    if fmt == "json":
+        document = {
+            "sheet": table.sheet_name,
+            "columns": list(table.columns),
+            "rows": [list(row) for row in table.rows],
+            "sheet_rows": list(table.sheet_rows),
+            "problems": [
+                {
+                    "kind": p.kind,
+                    "message": p.message,
+                    "sheet_row": p.sheet_row,
+                    "column": p.column,
+                }
+                for p in table.problems
+            ],
+        }
+        return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    if fmt != "csv":
+        raise ValueError(f"unknown table format {fmt!r}; use csv or json")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(table.columns)
+    writer.writerows(table.rows)
+    return buffer.getvalue()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that readers see the old or the new file only.
+
+    The bytes go to a dot-named temporary file in the same folder, are flushed
+    to disk, and then renamed over the target.
+    """
+    handle, temp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,631 @@
+"""Reading and writing workbooks: real CSV and XLSX files, some from LibreOffice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import uuid
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from openpyxl.styles import PatternFill
+
+from curation_sync.errors import WorkbookError
+from curation_sync.workbook import (
+    Table,
+    format_table,
+    number_text,
+    read_workbook,
+    write_atomically,
+)
+
+FILES = Path(__file__).parent / "files"
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["genotype"],
+    "properties": {
+        "animal_id": {"type": "string", "description": "The animal's unique id."},
+        "genotype": {"type": "string"},
+        "sex": {"type": "string", "enum": ["male", "female", "unknown"]},
+        "weight_g": {"type": "number", "minimum": 0},
+        "age_weeks": {"type": "integer"},
+        "birth_date": {"type": "string", "format": "date"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "vaccinated": {"type": "boolean"},
+    },
+}
+
+HEADER = list(SCHEMA["properties"])
+
+
+def soffice() -> str | None:
+    return shutil.which("soffice")
+
+
+def convert_with_libreoffice(sources: Sequence[Path], outdir: Path) -> list[Path]:
+    """Open each file in LibreOffice and save it as XLSX into outdir, in one run."""
+    binary = soffice()
+    assert binary is not None
+    outdir.mkdir(parents=True, exist_ok=True)
+    profile = f"file:///tmp/lo-{uuid.uuid4()}"
+    try:
+        subprocess.run(
+            [
+                binary,
+                f"-env:UserInstallation={profile}",
+                "--headless",
+                "--norestore",
+                "--convert-to",
+                "xlsx",
+                "--outdir",
+                str(outdir),
+                *map(str, sources),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+    finally:
+        shutil.rmtree(profile.removeprefix("file://"), ignore_errors=True)
+    converted = [outdir / (source.stem + ".xlsx") for source in sources]
+    for path in converted:
+        assert path.exists(), f"LibreOffice did not write {path}"
+    return converted
+
+
+needs_libreoffice = pytest.mark.skipif(soffice() is None, reason="soffice not on PATH")
+
+
+def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def make_xlsx(path: Path, build: Callable[[openpyxl.Workbook], None]) -> Path:
+    book = openpyxl.Workbook()
+    build(book)
+    book.save(path)
+    return path
+
+
+def text_cell(sheet: Any, ref: str, value: str) -> None:
+    """A string cell openpyxl must not turn into a formula."""
+    sheet[ref] = value
+    sheet[ref].data_type = "s"
+
+
+def build_traps(book: openpyxl.Workbook) -> None:
+    """A workbook with the traps: title rows, helper sheets, formulas, dates."""
+    intro = book.active
+    intro.title = "Read me"
+    intro["A1"] = "Fill in the data sheet."
+    helper = book.create_sheet("lists")
+    helper.append(["animal_id", "genotype", "sex"])
+    helper.sheet_state = "hidden"
+    data = book.create_sheet("Animals")
+    data["A1"] = "Animal metadata, cohort 3"
+    headers = [
+        "Animal_ID",
+        " genotype ",
+        "SEX",
+        "weight g",
+        "age_weeks",
+        "Birth_Date",
+        "tags",
+        "vaccinated",
+        "notes",
+    ]
+    for column, name in enumerate(headers, start=1):
+        data.cell(row=3, column=column, value=name)
+    rows: list[list[Any]] = [
+        ["007", "MARCH1", "male", 12.5, 7, dt.date(2024, 1, 5), "a, b", True, "NA"],
+        [
+            "",
+            "SEPT2",
+            "female",
+            "=0.1+0.2",
+            "=3+4",
+            dt.date(1901, 1, 15),
+            "x; y,z",
+            "=TRUE()",
+            "null",
+        ],
+        [
+            "A3",
+            "wt",
+            "unknown",
+            2**53,
+            1 / 3,
+            dt.datetime(2024, 3, 4),
+            '["x","y"]',
+            "FALSE",
+            "N/A",
+        ],
+    ]
+    for offset, values in enumerate(rows):
+        for column, value in enumerate(values, start=1):
+            data.cell(row=4 + offset, column=column, value=value)
+    text_cell(data, "A5", "=1+2")
+    data["F4"].number_format = "yyyy-mm-dd"
+    fill = PatternFill("solid", fgColor="FFFF00")
+    for ref in ("A300", "T300", "K4", "C250"):
+        data[ref].fill = fill
+
+
+@pytest.fixture(scope="session")
+def traps_workbooks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The traps workbook as openpyxl wrote it and as LibreOffice re-saved it."""
+    folder = tmp_path_factory.mktemp("traps")
+    original = make_xlsx(folder / "traps.xlsx", build_traps)
+    # Dates typed into LibreOffice itself (its CSV import recognises ISO dates).
+    early = write_csv(
+        folder / "early.csv",
+        "animal_id,genotype,birth_date\n"
+        "A1,wt,1900-01-15\nA2,wt,1900-02-28\nA3,wt,1900-03-01\nA4,wt,2024-01-05\n",
+    )
+    files = {"openpyxl": original}
+    if soffice() is not None:
+        converted = convert_with_libreoffice([original, early], folder / "lo")
+        files["libreoffice"], files["early-dates"] = converted
+    return files
+
+
+def column(table: Table, name: str) -> list[str]:
+    index = table.columns.index(name)
+    return [row[index] for row in table.rows]
+
+
+def kinds(table: Table) -> list[str]:
+    return [problem.kind for problem in table.problems]
+
+
+# --- CSV -----------------------------------------------------------------------
+
+CSV_TEXT = (
+    "animal_id,genotype,sex,weight_g,age_weeks,birth_date,tags,vaccinated\n"
+    '007,MARCH1,male,12.50,7,2024-01-05,"a, b",TRUE\n'
+    "A2,Müller-1,female,,8,,,false\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix"),
+    [
+        ("utf-8", b""),
+        ("utf-8", b"\xef\xbb\xbf"),
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+    ],
+)
+def test_csv_in_utf8_or_utf16_reads_the_same_text(
+    tmp_path: Path, encoding: str, prefix: bytes
+) -> None:
+    path = tmp_path / "animals.csv"
+    path.write_bytes(prefix + CSV_TEXT.encode(encoding))
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.columns == tuple(HEADER)
+    assert column(table, "genotype") == ["MARCH1", "Müller-1"]
+    assert table.rows[0][:2] == ("007", "MARCH1")
+    assert "encoding" not in kinds(table)
+
+
+def test_csv_that_is_not_utf8_is_read_as_cp1252_and_reported(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "animals.csv", CSV_TEXT, encoding="cp1252")
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert column(table, "genotype") == ["MARCH1", "Müller-1"]
+    assert kinds(table) == ["encoding"]
+    assert "Windows-1252" in table.problems[0].message
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_csv_delimiter_is_detected(tmp_path: Path, delimiter: str) -> None:
+    text = 'animal_id,genotype,weight_g\nA1,wt,1.5\nA2,"x,y",2\n'
+    if delimiter != ",":
+        text = text.replace(",", delimiter).replace('"x' + delimiter + 'y"', "x,y")
+    path = write_csv(tmp_path / "animals.csv", text)
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.columns == ("animal_id", "genotype", "weight_g")
+    assert table.rows == (("A1", "wt", "1.5"), ("A2", "x,y", "2"))
+
+
+def test_csv_keeps_na_words_leading_zeros_and_gene_names_as_text(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(
+        tmp_path / "animals.csv",
+        "animal_id,genotype,sex\n0042,MARCH1,NA\n00,SEPT2,null\nA3,DEC1,N/A\n",
+    )
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.rows == (
+        ("0042", "MARCH1", "NA"),
+        ("00", "SEPT2", "null"),
+        ("A3", "DEC1", "N/A"),
+    )
+    assert kinds(table) == ["missing-column"] * 5
+
+
+def test_csv_cells_are_shaped_for_import_by_the_schema(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "animals.csv",
+        "animal_id,weight_g,age_weeks,tags,vaccinated\n"
+        'A1,12.50,7.0,"a, b",TRUE\n'
+        "A2,1e3,007,x; y,False\n"
+        'A3,.5,,"[""p"", ""q""]",\n',
+    )
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.rows == (
+        ("A1", "12.5", "7", '["a","b"]', "true"),
+        ("A2", "1000", "7", '["x","y"]', "false"),
+        ("A3", "0.5", "", '["p", "q"]', ""),
+    )
+    assert table.sheet_rows == (2, 3, 4)
+
+
+def test_cells_that_do_not_fit_their_column_are_reported_not_coerced(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(
+        tmp_path / "animals.csv",
+        "animal_id,genotype,weight_g,age_weeks,vaccinated\n"
+        "A1,wt,heavy,7.5,yes\n"
+        'A2,wt,"1,5",x,1\n'
+        "A3,wt,3,4,true\n",
+    )
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    cell_problems = [(p.kind, p.sheet_row, p.column) for p in table.problems]
+    assert cell_problems[-6:] == [
+        ("not-a-number", 2, "weight_g"),
+        ("not-a-number", 3, "weight_g"),
+        ("not-an-integer", 2, "age_weeks"),
+        ("not-an-integer", 3, "age_weeks"),
+        ("not-a-boolean", 2, "vaccinated"),
+        ("not-a-boolean", 3, "vaccinated"),
+    ]
+    assert table.rows[0] == ("A1", "wt", "heavy", "7.5", "yes")
+    assert table.problems_for_row(4) == ()
+    yes = next(p for p in table.problems if p.kind == "not-a-boolean")
+    assert yes.message == (
+        "animals.csv row 2, column vaccinated: 'yes' is not true or false "
+        "(Synapse would store it as false); type true or false."
+    )
+    assert "use a dot for decimals" in table.problems_for_row(3)[0].message
+
+
+def test_headers_match_forgivingly_and_odd_columns_are_named(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "animals.csv",
+        " Animal ID ,GENOTYPE,age weeks,Age_Weeks,colour,,sex\n"
+        "A1,wt,3,4,brown,,male\n"
+        "A2,wt,5,6,black,stray,female\n",
+    )
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.columns == ("animal_id", "genotype", "age_weeks", "colour", "sex")
+    assert table.rows[1] == ("A2", "wt", "5", "black", "female")
+    by_kind = {p.kind: p for p in table.problems}
+    assert by_kind["duplicate-column"].column == "age_weeks"
+    assert by_kind["unknown-column"].column == "colour"
+    assert by_kind["unnamed-column"].column == "6"
+    missing = [p.column for p in table.problems if p.kind == "missing-column"]
+    assert missing == ["weight_g", "birth_date", "tags", "vaccinated"]
+    assert "'colour' is not in the task's schema" in by_kind["unknown-column"].message
+
+
+def test_without_a_schema_cells_are_kept_as_typed(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "animals.csv", "id,flag,n\n007,yes,1.50\n")
+
+    table = read_workbook(path)
+
+    assert table.columns == ("id", "flag", "n")
+    assert table.rows == (("007", "yes", "1.50"),)
+    assert table.problems == ()
+
+
+# --- XLSX ----------------------------------------------------------------------
+
+
+def test_numbers_become_text_without_dot_zero_or_binary_noise() -> None:
+    assert number_text(7.0) == "7"
+    assert number_text(-0.0) == "0"
+    assert number_text(0.1 + 0.2) == "0.3"
+    assert number_text(1 / 3) == "0.333333333333333"
+    assert number_text(12.5) == "12.5"
+    assert number_text(2.0**53) == "9007199254740992"
+    assert number_text(1e20) == "1e+20"
+    assert number_text(1.5e-7) == "1.5e-07"
+
+
+def expected_traps_rows(libreoffice: bool) -> list[tuple[str, ...]]:
+    # openpyxl writes formulas without cached values; LibreOffice computes them.
+    # LibreOffice keeps 15 significant digits, so 2**53 loses its last digit.
+    return [
+        ("007", "MARCH1", "male", "12.5", "7", "2024-01-05", '["a","b"]', "true",
+         "NA"),
+        ("=1+2", "SEPT2", "female", "0.3" if libreoffice else "",
+         "7" if libreoffice else "", "1901-01-15", '["x","y,z"]',
+         "true" if libreoffice else "", "null"),
+        ("A3", "wt", "unknown", "9007199254740990" if libreoffice else
+         "9007199254740992", "0.333333333333333", "2024-03-04", '["x","y"]',
+         "false", "N/A"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("writer", ["openpyxl", pytest.param("libreoffice", marks=[
+    pytest.mark.libreoffice, needs_libreoffice])])  # fmt: skip
+def test_xlsx_traps_read_as_the_cell_text_a_person_typed(
+    traps_workbooks: dict[str, Path], writer: str
+) -> None:
+    table = read_workbook(traps_workbooks[writer], schema=SCHEMA)
+
+    assert table.sheet_name == "Animals"
+    assert table.columns == (*HEADER, "notes")
+    assert table.sheet_rows == (4, 5, 6)
+    assert list(table.rows) == expected_traps_rows(writer == "libreoffice")
+    assert [p.kind for p in table.problems] == ["unknown-column", "not-an-integer"]
+    assert table.problems[1].sheet_row == 6
+
+
+@pytest.mark.libreoffice
+@needs_libreoffice
+def test_dates_typed_in_libreoffice_before_march_1900_keep_their_day(
+    traps_workbooks: dict[str, Path],
+) -> None:
+    table = read_workbook(traps_workbooks["early-dates"], schema=SCHEMA)
+
+    assert column(table, "birth_date") == [
+        "1900-01-15",
+        "1900-02-28",
+        "1900-03-01",
+        "2024-01-05",
+    ]
+
+
+def test_the_data_sheet_can_be_named_and_a_missing_name_is_an_error(
+    traps_workbooks: dict[str, Path],
+) -> None:
+    path = traps_workbooks["openpyxl"]
+
+    assert read_workbook(path, schema=SCHEMA, sheet="animals").sheet_name == "Animals"
+    helper = read_workbook(path, sheet="lists")
+    assert helper.columns == ("animal_id", "genotype", "sex")
+    with pytest.raises(WorkbookError, match=r"has no sheet named 'Samples'"):
+        read_workbook(path, schema=SCHEMA, sheet="Samples")
+
+
+def test_trailing_rows_of_empty_strings_are_trimmed(tmp_path: Path) -> None:
+    def build(book: openpyxl.Workbook) -> None:
+        sheet = book.active
+        sheet.append(["animal_id", "genotype"])
+        sheet.append(["A1", "wt"])
+        for row in range(3, 5003):
+            text_cell(sheet, f"A{row}", "")
+            text_cell(sheet, f"H{row}", "")
+
+    table = read_workbook(make_xlsx(tmp_path / "a.xlsx", build), schema=SCHEMA)
+
+    assert table.columns == ("animal_id", "genotype")
+    assert table.rows == (("A1", "wt"),)
+
+
+def test_a_sheet_claiming_a_million_formatted_rows_reads_only_the_data(
+    tmp_path: Path,
+) -> None:
+    path = write_formatted_rows_workbook(tmp_path / "big.xlsx", rows=1_048_576)
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.rows == (("A1", "male"),)
+    assert table.columns == ("animal_id", "sex")
+
+
+def write_formatted_rows_workbook(path: Path, rows: int) -> Path:
+    """An XLSX whose sheet has data in two rows and formatting down to `rows`."""
+    parts = {
+        "[Content_Types].xml": (
+            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.'
+            'openxmlformats.org/package/2006/content-types"><Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/><Override '
+            'PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
+            'officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/'
+            'worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-'
+            'officedocument.spreadsheetml.worksheet+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://'
+            'schemas.openxmlformats.org/package/2006/relationships"><Relationship '
+            'Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+            'relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+        ),
+        "xl/workbook.xml": (
+            '<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.'
+            'openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.'
+            'openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet '
+            'name="data" sheetId="1" r:id="rId1"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://'
+            'schemas.openxmlformats.org/package/2006/relationships"><Relationship '
+            'Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+            'relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+        ),
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
+            sheet.write(
+                b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://'
+                b'schemas.openxmlformats.org/spreadsheetml/2006/main"><dimension '
+                b'ref="A1:T%d"/><sheetData><row r="1"><c r="A1" t="inlineStr"><is>'
+                b'<t>animal_id</t></is></c><c r="B1" t="inlineStr"><is><t>sex</t>'
+                b'</is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>A1</t>'
+                b'</is></c><c r="B2" t="inlineStr"><is><t>male</t></is></c></row>'
+                % rows
+            )
+            for start in range(3, rows + 1, 10_000):
+                stop = min(start + 10_000, rows + 1)
+                sheet.write(
+                    "".join(
+                        f'<row r="{r}" s="1" customFormat="1"><c r="A{r}" s="1"/>'
+                        f'<c r="T{r}" s="1"/></row>'
+                        for r in range(start, stop)
+                    ).encode()
+                )
+            sheet.write(b"</sheetData></worksheet>")
+    return path
+
+
+# --- Files that cannot be read ---------------------------------------------------
+
+
+def test_a_password_protected_workbook_says_how_to_remove_the_password(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "animals.xlsx"
+    shutil.copyfile(FILES / "password-protected.xlsx", path)
+
+    with pytest.raises(WorkbookError) as caught:
+        read_workbook(path, schema=SCHEMA)
+
+    assert str(caught.value) == (
+        "animals.xlsx is password-protected; remove the password in Excel "
+        "(File > Info > Protect Workbook) and save again."
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("animals.xlsx", b"PK\x03\x04 half a zip", r"animals.xlsx is not a readable "),
+        ("animals.xlsx", b"", r"animals.xlsx is empty \(0 bytes\)"),
+        ("animals.csv", b"", r"animals.csv is empty; type a header row"),
+        ("animals.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"not a text file"),
+        ("animals.csv", b"PK\x03\x04\x14\x00", r"Excel workbook with a .csv name"),
+        ("animals.csv", b"a,b\n\x81\x8d\x8f\n", r"neither UTF-8 nor Windows-1252"),
+    ],
+)
+def test_unreadable_files_give_one_clear_message(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+
+    with pytest.raises(WorkbookError, match=message):
+        read_workbook(path, schema=SCHEMA)
+
+
+def test_a_truncated_workbook_is_reported_as_damaged(
+    tmp_path: Path, traps_workbooks: dict[str, Path]
+) -> None:
+    data = traps_workbooks["openpyxl"].read_bytes()
+    path = tmp_path / "animals.xlsx"
+    path.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(WorkbookError, match="may be damaged or still being copied"):
+        read_workbook(path, schema=SCHEMA)
+
+
+def test_an_empty_sheet_is_an_error_and_a_header_alone_is_a_problem(
+    tmp_path: Path,
+) -> None:
+    empty = make_xlsx(tmp_path / "empty.xlsx", lambda book: None)
+    header_only = make_xlsx(
+        tmp_path / "header.xlsx", lambda book: book.active.append(HEADER)
+    )
+
+    with pytest.raises(WorkbookError, match=r"empty\.xlsx is empty"):
+        read_workbook(empty)
+    table = read_workbook(header_only, schema=SCHEMA)
+    assert table.columns == tuple(HEADER)
+    assert table.rows == ()
+    assert kinds(table) == ["no-rows"]
+
+
+def test_a_workbook_without_a_matching_sheet_names_the_expected_columns(
+    tmp_path: Path,
+) -> None:
+    path = make_xlsx(tmp_path / "other.xlsx", lambda book: book.active.append(["x"]))
+
+    with pytest.raises(
+        WorkbookError, match=r"no sheet whose header matches .*animal_id"
+    ):
+        read_workbook(path, schema=SCHEMA)
+
+
+# --- Hash, formatting, atomic writes ------------------------------------------------
+
+
+def test_content_hash_ignores_file_format_column_order_and_formatting(
+    tmp_path: Path,
+) -> None:
+    csv_path = write_csv(
+        tmp_path / "a.csv", "animal_id,genotype,weight_g\nA1,wt,12.50\nA2,ko,3\n"
+    )
+
+    def build(book: openpyxl.Workbook) -> None:
+        sheet = book.active
+        sheet.append(["genotype", "Animal ID", "weight_g"])
+        sheet.append(["wt", "A1", 12.5])
+        sheet.append([])
+        sheet.append(["ko", "A2", 3.0])
+        sheet["A2"].fill = PatternFill("solid", fgColor="FF0000")
+        sheet["E9"].fill = PatternFill("solid", fgColor="FF0000")
+
+    xlsx_path = make_xlsx(tmp_path / "a.xlsx", build)
+    changed = write_csv(
+        tmp_path / "b.csv", "animal_id,genotype,weight_g\nA1,wt,12.51\nA2,ko,3\n"
+    )
+
+    from_csv = read_workbook(csv_path, schema=SCHEMA)
+    from_xlsx = read_workbook(xlsx_path, schema=SCHEMA)
+    assert from_csv.content_hash() == from_xlsx.content_hash()
+    assert read_workbook(changed, schema=SCHEMA).content_hash() != (
+        from_csv.content_hash()
+    )
+
+
+def test_format_table_prints_csv_as_pushed_and_json_with_problems(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(tmp_path / "a.csv", 'animal_id,tags,x\nA1,"a, b",=1\n')
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert format_table(table, "csv") == 'animal_id,tags,x\nA1,"[""a"",""b""]",=1\n'
+    document = json.loads(format_table(table, "json"))
+    assert document["rows"] == [["A1", '["a","b"]', "=1"]]
+    assert document["sheet_rows"] == [2]
+    assert {p["kind"] for p in document["problems"]} == {
+        "unknown-column",
+        "missing-column",
+    }
+
+
+def test_write_atomically_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "out.xlsx"
+    target.write_bytes(b"old")
+
+    write_atomically(target, b"new")
+
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
