@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -87,18 +87,27 @@ def _wrap(failures: Sequence[_Failure]) -> _Failure | None:
     return _Failure("#", f"{total} schema violations found", tuple(failures))
 
 
-def check_record(
-    schema: Mapping[str, Any], record: Mapping[str, Any]
-) -> tuple[list[str], str | None, str | None]:
-    """Return everit's ``getAllMessages``, ``getErrorMessage`` and ``getMessage``.
+Outcome = tuple[list[str], "str | None", "str | None"]
+
+
+def check_records(
+    schema: Mapping[str, Any], records: Iterable[Mapping[str, Any]]
+) -> Iterator[Outcome]:
+    """Yield everit's ``getAllMessages``, ``getErrorMessage`` and ``getMessage``.
+
+    One outcome per record; a valid record gives ``([], None, None)``. The schema
+    must not change while the records are checked.
 
     Raises:
         SchemaError: the schema holds a reference that does not resolve.
     """
-    failure = _wrap(_Checker(schema).check(schema, dict(record)))
-    if failure is None:
-        return [], None, None
-    return failure.leaves(), failure.message, failure.full()
+    checker = _Checker(schema)
+    for record in records:
+        failure = _wrap(checker.check(schema, dict(record)))
+        if failure is None:
+            yield [], None, None
+        else:
+            yield failure.leaves(), failure.message, failure.full()
 
 
 class _Checker:
@@ -106,6 +115,8 @@ class _Checker:
 
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
+        # Keyed by id(): the root keeps every sub-schema alive while it is in use.
+        self.parts: dict[int, list[_Check]] = {}
 
     def failure_of(self, schema: Any, subject: Any) -> _Failure | None:
         return _wrap(self.check(schema, subject))
@@ -118,7 +129,9 @@ class _Checker:
         if "$ref" in schema:
             failure = self.failure_of(resolve_ref(self.root, schema["$ref"]), subject)
             return [] if failure is None else [failure]
-        parts = self._parts(schema)
+        parts = self.parts.get(id(schema))
+        if parts is None:
+            parts = self.parts[id(schema)] = self._parts(schema)
         if len(parts) == 1:
             return parts[0](subject)
         return self._combined(parts, "allOf", subject)
@@ -250,14 +263,14 @@ class _Checker:
         patterns = schema.get("patternProperties", {})
         extra = schema.get("additionalProperties", True)
         for name in java_hash_order(subject):
-            known = name in properties or any(re.search(p, name) for p in patterns)
+            known = name in properties or any(_finds(p, name) for p in patterns)
             if extra is False and not known:
                 out.append(_fail(f"extraneous key [{name}] is not permitted"))
             elif not known and extra is not True:
                 out += _prepended(self.failure_of(extra, subject[name]), name)
         for pattern, sub in patterns.items():
             for name in java_hash_order(subject):
-                if re.search(pattern, name):
+                if _finds(pattern, name):
                     out += _prepended(self.failure_of(sub, subject[name]), name)
         for name in java_hash_order(properties):
             if name in subject:
@@ -298,6 +311,16 @@ class _Checker:
         return out
 
 
+def _finds(pattern: str, text: str) -> bool:
+    # Java's Matcher.find(): the pattern may match anywhere in the text.
+    try:
+        return re.search(pattern, text) is not None
+    except re.error as error:
+        raise SchemaError(
+            f"The schema's pattern {pattern!r} cannot be checked here ({error})."
+        ) from error
+
+
 def _fail(message: str) -> _Failure:
     return _Failure("#", message)
 
@@ -330,7 +353,7 @@ def _string(schema: Mapping[str, Any], subject: Any, requires: bool) -> list[_Fa
             _fail(f"expected maxLength: {schema['maxLength']}, actual: {length}")
         )
     pattern = schema.get("pattern")
-    if pattern is not None and re.search(pattern, subject) is None:
+    if pattern is not None and not _finds(pattern, subject):
         out.append(_fail(f"string [{subject}] does not match pattern {pattern}"))
     problem = format_problem(schema.get("format"), subject)
     if problem is not None:

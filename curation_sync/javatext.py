@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 _DATE_TIME_FORMS = (
@@ -115,18 +116,24 @@ def java_hash_order(keys: Iterable[str]) -> list[str]:
     Insertion order breaks ties inside a bucket; the table grows from 16 slots by
     doubling whenever the map is more than three quarters full.
     """
-    names = list(keys)
+    return list(_hash_order(tuple(keys)))
+
+
+@lru_cache(maxsize=4096)
+def _hash_order(names: tuple[str, ...]) -> tuple[str, ...]:
     capacity = 16
     while len(names) > capacity * 0.75:
         capacity *= 2
+    return tuple(sorted(names, key=lambda name: _spread(name) & (capacity - 1)))
 
-    def bucket(name: str) -> int:
-        code = 0
-        for unit in name.encode("utf-16-be").hex(" ", 2).split():
-            code = (31 * code + int(unit, 16)) & 0xFFFFFFFF
-        return (code ^ (code >> 16)) & (capacity - 1)
 
-    return sorted(names, key=bucket)
+def _spread(name: str) -> int:
+    # String.hashCode over UTF-16 code units, then HashMap.hash's high-bit spread.
+    code = 0
+    data = name.encode("utf-16-be")
+    for index in range(0, len(data), 2):
+        code = (31 * code + (data[index] << 8 | data[index + 1])) & 0xFFFFFFFF
+    return code ^ (code >> 16)
 
 
 def format_problem(name: Any, text: str) -> str | None:

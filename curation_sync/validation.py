@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from curation_sync.everit import SchemaError, check_record, resolve_ref
+from curation_sync.everit import SchemaError, check_records, resolve_ref
 from curation_sync.javatext import java_text
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "schema_properties",
     "summarize_messages",
     "validate_record",
+    "validate_records",
 ]
 
 _LONG = re.compile(r"[+-]?\d+")
@@ -85,7 +86,14 @@ def validate_record(schema: Mapping[str, Any], record: Mapping[str, Any]) -> lis
     Raises:
         SchemaError: the schema holds a reference that does not resolve.
     """
-    return ViolationList(*check_record(schema, record))
+    return validate_records(schema, [record])[0]
+
+
+def validate_records(
+    schema: Mapping[str, Any], records: Iterable[Mapping[str, Any]]
+) -> list[ViolationList]:
+    """Return ``validate_record`` for each record, reading the schema only once."""
+    return [ViolationList(*outcome) for outcome in check_records(schema, records)]
 
 
 def summarize_messages(

@@ -23,6 +23,7 @@ from curation_sync.validation import (
     schema_properties,
     summarize_messages,
     validate_record,
+    validate_records,
 )
 
 DEMO_SCHEMA: dict[str, Any] = {
@@ -745,3 +746,20 @@ def test_schema_helpers() -> None:
     assert enum_values({"type": "string"}) is None
     assert list_property(DEMO_SCHEMA["properties"]["tags"])
     assert not list_property(DEMO_SCHEMA["properties"]["genotype"])
+
+
+def test_a_pattern_python_cannot_compile_is_a_schema_error() -> None:
+    with pytest.raises(SchemaError, match="cannot be checked here"):
+        one_property({"type": "string", "pattern": r"\p{L}+"}, "abc")
+
+
+def test_many_records_are_checked_against_one_schema_in_one_call() -> None:
+    records = [{"animal_id": "A1", "genotype": "wt"}, {"animal_id": "A2"}]
+
+    outcomes = validate_records(DEMO_SCHEMA, records)
+
+    assert outcomes == [[], ["#: required key [genotype] not found"]]
+    assert [summarize_messages(outcome) for outcome in outcomes] == [
+        None,
+        "required key [genotype] not found",
+    ]
