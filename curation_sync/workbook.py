@@ -28,10 +28,6 @@ import hashlib
 import io
 import json
 import logging
-import math
-import os
-import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,23 +36,43 @@ from typing import Any
 
 from python_calamine import CalamineError, CalamineWorkbook, SheetVisibleEnum
 
+from curation_sync.cells import (
+    SHAPERS,
+    CellProblem,
+    CellValue,
+    ColumnSpec,
+    column_specs,
+    normalize_header,
+    value_text,
+)
 from curation_sync.errors import WorkbookError
+from curation_sync.spreadsheet import (
+    WorkbookIdentity,
+    read_identity,
+    write_atomically,
+    write_workbook,
+)
+
+__all__ = [
+    "Problem",
+    "Table",
+    "WorkbookIdentity",
+    "format_table",
+    "read_identity",
+    "read_workbook",
+    "write_atomically",
+    "write_workbook",
+]
 
 logger = logging.getLogger(__name__)
 
-CellValue = str | int | float | bool | dt.date | dt.datetime | dt.time | dt.timedelta
 
 # How many rows from the top are searched for the header row.
 HEADER_SEARCH_ROWS = 30
 
-# Excel keeps 15 significant digits; more are binary noise of the stored double.
-SIGNIFICANT_DIGITS = 15
 
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_DIGITS_RE = re.compile(r"[+-]?\d+")
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_LONG_RANGE = 2**63
 
 
 @dataclass(frozen=True)
@@ -101,253 +117,6 @@ class Table:
     def problems_for_row(self, sheet_row: int) -> tuple[Problem, ...]:
         """The problems reported for one sheet row."""
         return tuple(p for p in self.problems if p.sheet_row == sheet_row)
-
-
-@dataclass(frozen=True)
-class WorkbookIdentity:
-    """Which task a workbook belongs to, stored inside the file on pull."""
-
-    task_id: int
-    record_set_id: str
-    base_version: int
-
-
-# ---------------------------------------------------------------------------
-# Column specs from the JSON schema
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    """How the cells of one column must be shaped, from its schema property."""
-
-    name: str
-    kind: str = "string"  # string, number, integer, boolean or list
-    format: str | None = None
-    item_kind: str = "string"
-    required: bool = False
-    enum: tuple[Any, ...] = ()
-    description: str = ""
-
-
-def _resolve(schema: Mapping[str, Any], prop: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Follow a local `$ref` (`#/definitions/x`, `#/$defs/x`) one level deep."""
-    ref = prop.get("$ref")
-    if not isinstance(ref, str) or not ref.startswith("#/"):
-        return prop
-    target: Any = schema
-    for part in ref[2:].split("/"):
-        target = target.get(part, {}) if isinstance(target, Mapping) else {}
-    merged = dict(target) if isinstance(target, Mapping) else {}
-    merged.update({k: v for k, v in prop.items() if k != "$ref"})
-    return merged
-
-
-def _json_type(prop: Mapping[str, Any]) -> str:
-    declared = prop.get("type")
-    if isinstance(declared, list):
-        declared = next((t for t in declared if t != "null"), "string")
-    if isinstance(declared, str):
-        return declared
-    enum = prop.get("enum")
-    if isinstance(enum, list) and enum and all(isinstance(v, bool) for v in enum):
-        return "boolean"
-    return "string"
-
-
-_KINDS = {"number": "number", "integer": "integer", "boolean": "boolean"}
-
-
-def column_specs(schema: Mapping[str, Any] | None) -> dict[str, ColumnSpec]:
-    """Every top-level property of a JSON schema as a `ColumnSpec`, in order."""
-    if not schema:
-        return {}
-    required = set(schema.get("required") or ())
-    specs: dict[str, ColumnSpec] = {}
-    for name, raw in (schema.get("properties") or {}).items():
-        prop = _resolve(schema, raw if isinstance(raw, Mapping) else {})
-        json_type = _json_type(prop)
-        items = _resolve(schema, prop.get("items") or {})
-        enum = prop.get("enum") or items.get("enum") or ()
-        specs[name] = ColumnSpec(
-            name=name,
-            kind="list" if json_type == "array" else _KINDS.get(json_type, "string"),
-            format=prop.get("format") if isinstance(prop.get("format"), str) else None,
-            item_kind=_KINDS.get(_json_type(items), "string"),
-            required=name in required,
-            enum=tuple(enum),
-            description=str(prop.get("description") or prop.get("title") or ""),
-        )
-    return specs
-
-
-def normalize_header(name: str) -> str:
-    """The forgiving form of a column name: case, outer space and `_` ignored."""
-    return re.sub(r"[\s_]+", " ", name.strip()).casefold()
-
-
-# ---------------------------------------------------------------------------
-# Cell shaping
-
-
-class CellProblem(Exception):
-    """Raised by a shaper for a cell that does not fit its column."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-def number_text(value: float) -> str:
-    """A float as the text a person sees: no `.0`, no binary noise."""
-    if value.is_integer() and abs(value) <= 2**53:
-        return str(int(value))
-    text = repr(value)
-    mantissa = text.split("e")[0].lstrip("-").replace(".", "").strip("0")
-    if len(mantissa) > SIGNIFICANT_DIGITS:
-        text = repr(float(f"{value:.{SIGNIFICANT_DIGITS}g}"))
-    return text[:-2] if text.endswith(".0") else text
-
-
-def _datetime_text(value: dt.datetime) -> str:
-    # Serial day fractions come back a few microseconds off; keep milliseconds.
-    micros = round(value.microsecond / 1000) * 1000
-    value = value.replace(microsecond=0) + dt.timedelta(microseconds=micros)
-    return value.isoformat(timespec="milliseconds" if micros else "seconds")
-
-
-def value_text(value: CellValue, spec: ColumnSpec | None = None) -> str:
-    """Any cell value as plain text, before column-specific checks."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return number_text(value)
-    if isinstance(value, dt.datetime):
-        if spec is not None and spec.format == "date" and value.time() == dt.time():
-            return value.date().isoformat()
-        return _datetime_text(value)
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return str(value)
-
-
-def _shape_number(value: CellValue, spec: ColumnSpec) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise CellProblem("not-a-number", f"{value_text(value)!r} is not a number")
-    if isinstance(value, int | float):
-        return value_text(value)
-    text = value.strip()
-    if not text:
-        return ""
-    if not _NUMBER_RE.fullmatch(text):
-        hint = "; use a dot for decimals" if re.fullmatch(r"-?\d+,\d+", text) else ""
-        raise CellProblem("not-a-number", f"{value!r} is not a number{hint}")
-    number = float(text)
-    if not math.isfinite(number):
-        raise CellProblem("not-a-number", f"{value!r} is too large for a number")
-    return number_text(number)
-
-
-def _shape_integer(value: CellValue, spec: ColumnSpec) -> str:
-    if isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
-        number = int(value)
-    else:
-        try:
-            text = _shape_number(value, spec)
-        except CellProblem:
-            text = "-"
-        if not text:
-            return ""
-        if not _DIGITS_RE.fullmatch(text):
-            shown = value_text(value).strip()
-            raise CellProblem("not-an-integer", f"{shown!r} is not a whole number")
-        number = int(text)
-    if abs(number) >= _LONG_RANGE:
-        raise CellProblem("not-an-integer", f"{number} is too large for an integer")
-    return str(number)
-
-
-def _shape_boolean(value: CellValue, spec: ColumnSpec) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    # LibreOffice stores a formula's boolean result as the number 1 or 0.
-    if isinstance(value, int | float) and value in (0, 1):
-        return "true" if value else "false"
-    text = value_text(value).strip()
-    if text.lower() in ("true", "false", ""):
-        return text.lower()
-    raise CellProblem(
-        "not-a-boolean",
-        f"{text!r} is not true or false (Synapse would store it as false); "
-        "type true or false",
-    )
-
-
-def _split_list(text: str) -> list[str]:
-    separator = ";" if ";" in text else ","
-    return [item.strip() for item in text.split(separator) if item.strip()]
-
-
-def _shape_list(value: CellValue, spec: ColumnSpec) -> str:
-    item_spec = ColumnSpec(name=spec.name, kind=spec.item_kind)
-    if not isinstance(value, str):
-        items: list[str] = [value_text(value)]
-    else:
-        text = value.strip()
-        if not text:
-            return ""
-        if text.startswith("["):
-            # A cell already holding JSON array text is kept as typed.
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, list):
-                return text
-        items = _split_list(text)
-    shaper = _SHAPERS.get(spec.item_kind)
-    typed: list[Any] = []
-    for item in items:
-        shaped = shaper(item, item_spec) if shaper else item
-        typed.append(_json_scalar(shaped, spec.item_kind))
-    return json.dumps(typed, ensure_ascii=False, separators=(",", ":"))
-
-
-def _json_scalar(text: str, kind: str) -> Any:
-    if kind == "boolean":
-        return text == "true"
-    if kind == "integer":
-        return int(text)
-    if kind == "number":
-        number = float(text)
-        return int(number) if number.is_integer() and "." not in text else number
-    return text
-
-
-def _shape_string(value: CellValue, spec: ColumnSpec) -> str:
-    return value_text(value, spec)
-
-
-_SHAPERS: dict[str, Callable[[CellValue, ColumnSpec], str]] = {
-    "number": _shape_number,
-    "integer": _shape_integer,
-    "boolean": _shape_boolean,
-    "list": _shape_list,
-}
-
-
-def shape_cell(value: CellValue, spec: ColumnSpec | None) -> str:
-    """One cell as import text for its column; raises `CellProblem` if it cannot be.
-
-    Without a spec (an unknown column or no schema) the text is kept as is.
-    """
-    if spec is None:
-        return value_text(value)
-    return _SHAPERS.get(spec.kind, _shape_string)(value, spec)
 
 
 # ---------------------------------------------------------------------------
@@ -454,7 +223,7 @@ def _shape_column(
     if spec is None or spec.kind == "string":
         fix = grid.fix
         return [v if v.__class__ is str else value_text(fix(v), spec) for v in cells]
-    shaper = _SHAPERS[spec.kind]
+    shaper = SHAPERS[spec.kind]
     out: list[str] = []
     for index, value in enumerate(cells):
         try:
@@ -800,24 +569,3 @@ def format_table(table: Table, fmt: str = "csv") -> str:
     writer.writerow(table.columns)
     writer.writerows(table.rows)
     return buffer.getvalue()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old or the new file only.
-
-    The bytes go to a dot-named temporary file in the same folder, are flushed
-    to disk, and then renamed over the target.
-    """
-    handle, temp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

@@ -16,13 +16,16 @@ import openpyxl
 import pytest
 from openpyxl.styles import PatternFill
 
+from curation_sync.cells import number_text
 from curation_sync.errors import WorkbookError
 from curation_sync.workbook import (
     Table,
+    WorkbookIdentity,
     format_table,
-    number_text,
+    read_identity,
     read_workbook,
     write_atomically,
+    write_workbook,
 )
 
 FILES = Path(__file__).parent / "files"
@@ -43,6 +46,22 @@ SCHEMA: dict[str, Any] = {
 }
 
 HEADER = list(SCHEMA["properties"])
+
+IDENTITY = WorkbookIdentity(task_id=4242, record_set_id="syn1234", base_version=7)
+
+# Grid cell text as Synapse exports it, with every trap for a spreadsheet.
+GRID_COLUMNS = (*HEADER, "notes")
+GRID_ROWS = (
+    ("007", "MARCH1", "male", "12.5", "7", "2024-01-05", '["a","b"]', "true", "NA"),
+    ("=1+2", "SEPT2", "female", "1.0E10", "12345678901234567", "1899-12-31",
+     '["a, b","c"]', "false", "@SUM(A1)"),
+    ("+44", "DEC1", "unknown", "0.30000000000000004", "-0", "2024-02-30", "[]", "",
+     "null"),
+    ("-3", "", "bogus", "9007199254740993", "", "", '["x"]', "yes", "N/A"),
+    ("0042", "Oct4", "", "", "", "1900-03-01", '["<\\/b>"]', "true",
+     "line one\nline two"),
+    ("A6", "wt", "male", "3", "4", "", "", "false", "  padded  "),
+)  # fmt: skip
 
 
 def soffice() -> str | None:
@@ -170,10 +189,12 @@ def traps_workbooks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
         "animal_id,genotype,birth_date\n"
         "A1,wt,1900-01-15\nA2,wt,1900-02-28\nA3,wt,1900-03-01\nA4,wt,2024-01-05\n",
     )
-    files = {"openpyxl": original}
+    pulled = folder / "pulled.xlsx"
+    write_workbook(pulled, GRID_COLUMNS, GRID_ROWS, schema=SCHEMA, identity=IDENTITY)
+    files = {"openpyxl": original, "pulled": pulled}
     if soffice() is not None:
-        converted = convert_with_libreoffice([original, early], folder / "lo")
-        files["libreoffice"], files["early-dates"] = converted
+        converted = convert_with_libreoffice([original, early, pulled], folder / "lo")
+        files["libreoffice"], files["early-dates"], files["pulled-resaved"] = converted
     return files
 
 
@@ -271,9 +292,9 @@ def test_csv_cells_are_shaped_for_import_by_the_schema(tmp_path: Path) -> None:
     table = read_workbook(path, schema=SCHEMA)
 
     assert table.rows == (
-        ("A1", "12.5", "7", '["a","b"]', "true"),
-        ("A2", "1000", "7", '["x","y"]', "false"),
-        ("A3", "0.5", "", '["p", "q"]', ""),
+        ("A1", "12.50", "7", '["a","b"]', "true"),
+        ("A2", "1e3", "007", '["x","y"]', "false"),
+        ("A3", ".5", "", '["p", "q"]', ""),
     )
     assert table.sheet_rows == (2, 3, 4)
 
@@ -580,7 +601,7 @@ def test_content_hash_ignores_file_format_column_order_and_formatting(
     tmp_path: Path,
 ) -> None:
     csv_path = write_csv(
-        tmp_path / "a.csv", "animal_id,genotype,weight_g\nA1,wt,12.50\nA2,ko,3\n"
+        tmp_path / "a.csv", "animal_id,genotype,weight_g\nA1,wt,12.5\nA2,ko,3\n"
     )
 
     def build(book: openpyxl.Workbook) -> None:
@@ -629,3 +650,123 @@ def test_write_atomically_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -
 
     assert target.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
+
+
+# --- Writing the workbook a person fills in (pull) ---------------------------------
+
+
+@pytest.mark.parametrize("copy", ["pulled", pytest.param("pulled-resaved", marks=[
+    pytest.mark.libreoffice, needs_libreoffice])])  # fmt: skip
+def test_a_pulled_workbook_reads_back_exactly_the_grid_cell_text(
+    traps_workbooks: dict[str, Path], copy: str
+) -> None:
+    table = read_workbook(traps_workbooks[copy], schema=SCHEMA)
+
+    assert table.columns == GRID_COLUMNS
+    assert table.rows == GRID_ROWS
+    assert table.sheet_rows == tuple(range(2, len(GRID_ROWS) + 2))
+    assert read_identity(traps_workbooks[copy]) == IDENTITY
+
+
+def test_a_pulled_workbook_formats_text_columns_and_explains_the_header(
+    traps_workbooks: dict[str, Path],
+) -> None:
+    book = openpyxl.load_workbook(traps_workbooks["pulled"])
+    sheet = book["data"]
+
+    assert book.sheetnames[0] == "data"
+    assert sheet.freeze_panes == "A2"
+    assert sheet["A2"].value == "007"
+    assert sheet["A2"].number_format == "@"
+    assert sheet.column_dimensions["A"].number_format == "@"
+    assert sheet.column_dimensions["B"].number_format == "@"
+    assert sheet["D2"].value == 12.5
+    assert sheet["F2"].value == dt.datetime(2024, 1, 5)
+    assert sheet["G2"].value == "a, b"
+    assert sheet["G3"].value == '["a, b","c"]'
+    assert sheet["H2"].value is True
+    assert all(cell.font.bold for cell in sheet[1])
+    assert sheet["B1"].fill.fgColor.rgb != sheet["A1"].fill.fgColor.rgb
+    assert sheet["A1"].comment.text == "The animal's unique id."
+    assert "Required." in sheet["B1"].comment.text
+    assert "One of: male, female, unknown." in sheet["C1"].comment.text
+    assert sheet["I1"].comment is None
+
+
+def test_enum_and_boolean_columns_get_dropdowns_from_a_hidden_sheet(
+    tmp_path: Path,
+) -> None:
+    colours = [f"colour number {n:03d}" for n in range(300)]
+    schema = {
+        "properties": {
+            "colour": {"type": "string", "enum": colours},
+            "sex": {"type": "string", "enum": ["male", "female"]},
+            "ok": {"type": "boolean"},
+        }
+    }
+    path = tmp_path / "pulled.xlsx"
+
+    write_workbook(path, ("colour", "sex", "ok"), (), schema=schema, identity=IDENTITY)
+
+    book = openpyxl.load_workbook(path)
+    lists = book["_lists"]
+    assert lists.sheet_state == "hidden"
+    assert [row[0] for row in lists.iter_rows(values_only=True)] == colours
+    formulas = {
+        str(v.sqref): v.formula1 for v in book["data"].data_validations.dataValidation
+    }
+    assert formulas == {
+        "A2:A1048576": "'_lists'!$A$1:$A$300",
+        "B2:B1048576": "'_lists'!$B$1:$B$2",
+        "C2:C1048576": '"true,false"',
+    }
+    assert read_workbook(path, schema=schema).columns == ("colour", "sex", "ok")
+
+
+def test_no_value_from_synapse_becomes_a_formula(
+    traps_workbooks: dict[str, Path],
+) -> None:
+    with zipfile.ZipFile(traps_workbooks["pulled"]) as archive:
+        sheet_xml = archive.read("xl/worksheets/sheet1.xml").decode()
+
+    assert "<f>" not in sheet_xml
+    book = openpyxl.load_workbook(traps_workbooks["pulled"])
+    for ref in ("A3", "A4", "A5", "I3"):
+        assert book["data"][ref].data_type == "s"
+        assert book["data"][ref].quotePrefix
+
+
+def test_identity_is_found_after_a_rename_and_from_the_hidden_sheet_alone(
+    tmp_path: Path, traps_workbooks: dict[str, Path]
+) -> None:
+    renamed = tmp_path / "my copy of animals.xlsx"
+    shutil.copyfile(traps_workbooks["pulled"], renamed)
+    stripped = tmp_path / "stripped.xlsx"
+    with (
+        zipfile.ZipFile(renamed) as source,
+        zipfile.ZipFile(stripped, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for item in source.infolist():
+            if item.filename != "docProps/custom.xml":
+                target.writestr(item, source.read(item))
+
+    assert read_identity(renamed) == IDENTITY
+    assert read_identity(stripped) == IDENTITY
+    assert read_identity(traps_workbooks["openpyxl"]) is None
+    assert read_identity(write_csv(tmp_path / "a.csv", "animal_id\nA1\n")) is None
+
+
+def test_a_value_xlsx_cannot_store_is_a_clear_error_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "pulled.xlsx"
+
+    with pytest.raises(WorkbookError, match="control character"):
+        write_workbook(
+            path, ("animal_id",), (("bell\x07",),), schema=SCHEMA, identity=IDENTITY
+        )
+    with pytest.raises(WorkbookError, match="more than an XLSX cell holds"):
+        write_workbook(
+            path, ("animal_id",), (("x" * 40_000,),), schema=SCHEMA, identity=IDENTITY
+        )
+    assert list(tmp_path.iterdir()) == []
