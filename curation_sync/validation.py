@@ -58,6 +58,9 @@ __all__ = [
 
 _LONG = re.compile(r"[+-]?\d+")
 _DOUBLE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?")
+# Synapse column types whose cells are read with Long.parseLong.
+_LONG_COLUMNS = {"INTEGER", "DATE", "FILEHANDLEID", "SUBMISSIONID", "EVALUATIONID",
+                 "USERID"}  # fmt: skip
 
 
 class ViolationList(list[str]):
@@ -172,7 +175,11 @@ def _kind(prop: Mapping[str, Any]) -> str:
 
 
 def cell_to_json(
-    text: str, prop_schema: Mapping[str, Any], *, root: Mapping[str, Any] | None = None
+    text: str,
+    prop_schema: Mapping[str, Any],
+    *,
+    root: Mapping[str, Any] | None = None,
+    column_type: str | None = None,
 ) -> Any:
     """Return the JSON value Synapse validates for one grid cell's text.
 
@@ -182,31 +189,49 @@ def cell_to_json(
     inferred INTEGER); boolean columns are True only for "true" in any case; list
     columns need JSON array text. Text a type cannot hold is kept as the string,
     as the lenient translator does, so validation reports the wrong type.
-    ``root`` resolves a ``$ref`` in ``prop_schema``.
+    ``root`` resolves a ``$ref`` in ``prop_schema``. ``column_type``, a Synapse
+    column type such as ``DOUBLE`` or ``STRING_LIST``, overrides the property's
+    type when the grid's column type is known.
     """
     if text == "":
         return None
-    kind = _kind(_resolved(root or prop_schema, prop_schema))
+    kind = _column_kind(column_type) if column_type else None
+    kind = kind or _kind(_resolved(root or prop_schema, prop_schema))
     if kind == "boolean":
         return text.lower() == "true"
     if kind == "integer":
-        fits = _LONG.fullmatch(text) is not None and -(2**63) <= int(text) < 2**63
-        return int(text) if fits else text
-    if kind == "number":
+        return _parse_long(text)
+    if kind in ("number", "double"):
         trimmed = text.strip()
-        if _LONG.fullmatch(trimmed) is not None and -(2**63) <= int(trimmed) < 2**63:
-            return int(trimmed)
+        whole = _parse_long(trimmed) if kind == "number" else trimmed
+        if isinstance(whole, int):
+            return whole
         if _DOUBLE.fullmatch(trimmed) is not None:
             value = float(trimmed.rstrip("fFdD"))
             return value if math.isfinite(value) else text
         return text
-    if kind == "array":
+    if kind in ("array", "json"):
         try:
             parsed = json.loads(text)
         except ValueError:
             return text
-        return parsed if isinstance(parsed, list) else text
+        return parsed if kind == "json" or isinstance(parsed, list) else text
     return text
+
+
+def _parse_long(text: str) -> int | str:
+    if _LONG.fullmatch(text) is None or not -(2**63) <= int(text) < 2**63:
+        return text
+    return int(text)
+
+
+def _column_kind(column_type: str) -> str:
+    if column_type.endswith("_LIST"):
+        return "array"
+    kinds = {"DOUBLE": "double", "BOOLEAN": "boolean", "JSON": "json"}
+    return kinds.get(
+        column_type, "integer" if column_type in _LONG_COLUMNS else "string"
+    )
 
 
 def json_to_cell(value: Any) -> str:
@@ -215,19 +240,27 @@ def json_to_cell(value: Any) -> str:
 
 
 def record_from_cells(
-    schema: Mapping[str, Any], columns: Sequence[str], cells: Sequence[str]
+    schema: Mapping[str, Any],
+    columns: Sequence[str],
+    cells: Sequence[str],
+    *,
+    column_types: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return the JSON object Synapse validates for one row of cell text.
 
     An empty cell of a required property is kept as a null (the guide's
     ``expected type: String, found: Null``); an empty optional cell is left out.
-    Columns the schema does not know are kept as text.
+    Columns the schema does not know are kept as text. ``column_types`` gives the
+    grid's column types by name, where known (see ``cell_to_json``).
     """
     properties = schema_properties(schema)
     required = set(required_properties(schema))
+    types = column_types or {}
     record: dict[str, Any] = {}
     for column, text in zip(columns, cells, strict=False):
-        value = cell_to_json(text, properties.get(column, {}), root=schema)
+        prop = properties.get(column, {})
+        kind = types.get(column)
+        value = cell_to_json(text, prop, root=schema, column_type=kind)
         if value is not None or column in required:
             record[column] = value
     return record

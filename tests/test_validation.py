@@ -763,3 +763,43 @@ def test_many_records_are_checked_against_one_schema_in_one_call() -> None:
         None,
         "required key [genotype] not found",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "column_type", "value"),
+    [
+        ("1500", "DOUBLE", 1500.0),
+        ("1500", "INTEGER", 1500),
+        ("2.5", "INTEGER", "2.5"),
+        ("1700000000000", "DATE", 1700000000000),
+        ("1500", "STRING", "1500"),
+        ("yes", "BOOLEAN", False),
+        ('["a"]', "STRING_LIST", ["a"]),
+        ('{"a": 1}', "JSON", {"a": 1}),
+        ("", "DOUBLE", None),
+    ],
+)
+def test_a_known_column_type_overrides_the_property_type(
+    text: str, column_type: str, value: Any
+) -> None:
+    converted = cell_to_json(text, {"type": "number"}, column_type=column_type)
+
+    assert converted == value
+    assert type(converted) is type(value)
+
+
+def test_a_double_column_prints_its_values_as_java_doubles() -> None:
+    cells = ("A6", "wt", "male", "1500", "", "", "")
+    record = record_from_cells(
+        {
+            **DEMO_SCHEMA,
+            "properties": {"weight_g": {"type": "number", "maximum": 1000}},
+        },
+        DEMO_COLUMNS,
+        cells,
+        column_types={"weight_g": "DOUBLE"},
+    )
+
+    assert validate_record({"properties": {"weight_g": {"maximum": 1000}}}, record) == [
+        "#/weight_g: 1500.0 is not less or equal to 1000"
+    ]
