@@ -192,10 +192,14 @@ def _is_email(text: str) -> bool:
 
 
 def _is_hostname(text: str, *, needs_tld: bool = False) -> bool:
+    # Guava's InternetDomainName rules, as everit uses them: the last label may
+    # not start with a digit, one trailing dot is allowed, no underscores.
+    name = text[:-1] if text.endswith(".") else text
     label = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    if len(text) > 255 or re.fullmatch(rf"{label}(\.{label})*", text) is None:
+    if len(name) > 253 or re.fullmatch(rf"{label}(\.{label})*", name) is None:
         return False
-    return not needs_tld or re.fullmatch(r".+\.[A-Za-z]{2,}", text) is not None
+    last = name.rsplit(".", 1)[-1]
+    return not last[0].isdigit() and (not needs_tld or "." in name)
 
 
 def _is_ip(text: str, version: int) -> bool:
@@ -207,10 +211,12 @@ def _is_ip(text: str, version: int) -> bool:
 
 
 def _is_uri(text: str, *, absolute: bool) -> bool:
-    legal = r"([A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
+    # java.net.URI's character rules; "uri" also needs a scheme or a leading "//".
+    legal = r"([A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*"
     if re.fullmatch(legal, text) is None:
         return False
-    return not absolute or re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:.", text) is not None
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:.", text) is not None
+    return not absolute or scheme or text.startswith("//")
 
 
 def _is_uri_template(text: str) -> bool:

@@ -803,3 +803,27 @@ def test_a_double_column_prints_its_values_as_java_doubles() -> None:
     assert validate_record({"properties": {"weight_g": {"maximum": 1000}}}, record) == [
         "#/weight_g: 1500.0 is not less or equal to 1000"
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "valid"),
+    [
+        ("hostname", "localhost", True),
+        ("hostname", "example.org.", True),
+        ("hostname", "1.2.3.4", False),
+        ("hostname", "my_host.org", False),
+        ("uri", "//cdn.example.org/a.js", True),
+        ("uri", "urn:isbn:0451450523", True),
+        ("uri", "http://example.org/ünïcode", True),
+        ("uri", "/relative/path", False),
+        ("email", "a.b+c@lab.example.org", True),
+        ("email", "a..b@example.org", False),
+        ("email", "ana@localhost", False),
+    ],
+)
+def test_format_edges_follow_everits_validators(
+    name: str, text: str, valid: bool
+) -> None:
+    messages = one_property({"type": "string", "format": name}, text)
+
+    assert (messages == []) is valid
