@@ -1,0 +1,469 @@
+"""The sidecar: the validation report written beside a workbook.
+
+Design notes. The person's workbook is never touched; the report is a separate
+file (`animals.validation.xlsx` by default) replaced atomically, so Excel can
+keep the workbook open while the daemon writes. It has a summary, one row per
+violation (with the row number as the person sees it), what was not pushed and
+why, and a copy of the data with each invalid cell highlighted and its message
+as a comment. Every cell holding text is a string cell (and in CSV, text that
+starts like a formula gets a leading apostrophe), because messages echo user
+values such as `=HYPERLINK(...)`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openpyxl
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from curation_sync.errors import ConfigError
+from curation_sync.spreadsheet import (
+    FORMULA_PREFIXES,
+    HEADER_FILL,
+    HEADER_FONT,
+    cell_at,
+    set_text,
+    workbook_bytes,
+    write_atomically,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAME_TEMPLATE = "{stem}.validation.xlsx"
+INVALID_FILL = PatternFill("solid", fgColor="FFC7CE")
+CONFLICT_FILL = PatternFill("solid", fgColor="FFEB9C")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One schema violation of one row, as Synapse (or the local check) said it."""
+
+    sheet_row: int | None
+    key: str
+    column: str | None
+    value: str
+    message: str
+    all_messages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A cell changed both locally and on Synapse since the base; not pushed."""
+
+    key: str
+    column: str
+    local_value: str
+    remote_value: str
+    sheet_row: int | None = None
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A row not pushed because a local check failed."""
+
+    sheet_row: int | None
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NotPushed:
+    """Everything a push left out, so that the person can act on it."""
+
+    conflicts: tuple[Conflict, ...] = ()
+    # Import can add and change rows but not remove them.
+    removed_keys: tuple[str, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.conflicts or self.removed_keys or self.held_back)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Rows by validation outcome."""
+
+    valid: int = 0
+    invalid: int = 0
+    unknown: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.valid + self.invalid + self.unknown
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """The rows that were validated, for the highlighted copy."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    # The row numbers the person sees; by default 2, 3, ... in order.
+    sheet_rows: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SidecarReport:
+    """What a validation told about one workbook."""
+
+    task_id: int
+    task_name: str
+    record_set_id: str
+    version: int | None
+    validated_at: dt.datetime
+    counts: Counts
+    violations: tuple[Violation, ...] = ()
+    not_pushed: NotPushed = field(default_factory=NotPushed)
+    data: ReportData | None = None
+    # "Synapse" for the server's validation, "local check" for ours.
+    source: str = "Synapse"
+    # Sentences about the whole workbook ("the task is COMPLETED"), in the summary.
+    notes: tuple[str, ...] = ()
+
+    def is_clean(self) -> bool:
+        """Every row valid, nothing unknown, nothing held back."""
+        return (
+            self.counts.invalid == 0
+            and self.counts.unknown == 0
+            and not self.violations
+            and self.not_pushed.is_empty()
+        )
+
+    def status(self) -> str:
+        """The one-sentence verdict at the top of the summary."""
+        if self.is_clean():
+            rows = "row is" if self.counts.valid == 1 else "rows are"
+            return f"All {self.counts.valid} {rows} valid."
+        parts = []
+        if self.counts.invalid:
+            parts.append(
+                f"{self.counts.invalid} of {self.counts.total} rows are invalid; "
+                "see the Violations sheet."
+            )
+        if self.counts.unknown:
+            parts.append(f"{self.counts.unknown} rows were not validated yet.")
+        if not self.not_pushed.is_empty():
+            parts.append("Some changes were not pushed; see the Not pushed sheet.")
+        if not parts:
+            parts.append(f"{len(self.violations)} problems; see the Violations sheet.")
+        return " ".join(parts)
+
+
+def sidecar_path(workbook: Path, *, name_template: str = DEFAULT_NAME_TEMPLATE) -> Path:
+    """Where the sidecar of `workbook` goes: the same folder, a templated name.
+
+    Raises:
+        ConfigError: the template is malformed or names the workbook itself.
+    """
+    try:
+        name = name_template.format(stem=workbook.stem, name=workbook.name)
+    except (KeyError, IndexError, ValueError) as error:
+        raise ConfigError(
+            f"The sidecar name template {name_template!r} is not valid ({error}); "
+            "use {stem} for the workbook's name, e.g. '{stem}.validation.xlsx'."
+        ) from None
+    path = workbook.parent / name
+    if path.name == workbook.name or "/" in name or not name.strip():
+        raise ConfigError(
+            f"The sidecar name template {name_template!r} gives {name!r} for "
+            f"{workbook.name}; it must give a different file name in the same "
+            "folder, e.g. '{stem}.validation.xlsx'."
+        )
+    return path
+
+
+def write_sidecar(
+    workbook: Path,
+    report: SidecarReport,
+    *,
+    fmt: str = "xlsx",
+    name_template: str = DEFAULT_NAME_TEMPLATE,
+    remove_when_valid: bool = False,
+) -> Path | None:
+    """Write (or, when clean and asked to, remove) the sidecar of `workbook`.
+
+    Returns the sidecar's path, or None when it was removed.
+    """
+    path = sidecar_path(workbook, name_template=name_template)
+    if fmt == "csv" and path.suffix.lower() == ".xlsx":
+        path = path.with_suffix(".csv")
+    if path.name == workbook.name:
+        raise ConfigError(f"The sidecar of {workbook.name} would replace it.")
+
+    if remove_when_valid and report.is_clean():
+        path.unlink(missing_ok=True)
+        logger.info("Removed sidecar %s: every row is valid", path.name)
+        return None
+
+    if fmt == "csv":
+        data = _csv_bytes(report)
+    elif fmt == "xlsx":
+        data = _xlsx_bytes(report)
+    else:
+        raise ConfigError(f"Unknown sidecar format {fmt!r}; use xlsx or csv.")
+    write_atomically(path, data)
+    logger.info("Wrote sidecar %s: %s", path.name, report.status())
+    return path
+
+
+# ---------------------------------------------------------------------------
+# XLSX
+
+
+def _text_row(sheet: Worksheet, row: int, values: Sequence[str | int | None]) -> None:
+    for column, value in enumerate(values, start=1):
+        if value is None or value == "":
+            continue
+        cell = cell_at(sheet, row, column)
+        if isinstance(value, int):
+            cell.value = value
+        else:
+            set_text(cell, value)
+
+
+def _table_sheet(
+    book: openpyxl.Workbook,
+    title: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str | int | None]],
+    widths: Sequence[int],
+) -> Worksheet:
+    sheet: Worksheet = book.create_sheet(title)
+    _text_row(sheet, 1, header)
+    for index, width in enumerate(widths, start=1):
+        letter = get_column_letter(index)
+        sheet.column_dimensions[letter].width = width
+        header_cell = cell_at(sheet, 1, index)
+        header_cell.font = HEADER_FONT
+        header_cell.fill = HEADER_FILL
+    for number, values in enumerate(rows, start=2):
+        _text_row(sheet, number, values)
+    sheet.freeze_panes = "A2"
+    if rows:
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{len(rows) + 1}"
+    return sheet
+
+
+def _summary_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Summary"
+    validated_at = report.validated_at.astimezone(dt.timezone.utc)
+    lines: list[tuple[str, str | int | None]] = [
+        ("Status", report.status()),
+        ("Task", report.task_name),
+        ("Task id", report.task_id),
+        ("Record set", report.record_set_id),
+        ("Version", report.version),
+        ("Validated at (UTC)", validated_at.strftime("%Y-%m-%d %H:%M:%S")),
+        ("Checked by", report.source),
+        ("Valid rows", report.counts.valid),
+        ("Invalid rows", report.counts.invalid),
+        ("Unknown rows", report.counts.unknown),
+        ("Conflicts not pushed", len(report.not_pushed.conflicts)),
+        (
+            "Rows removed locally, not removed on Synapse",
+            len(report.not_pushed.removed_keys),
+        ),
+        ("Rows held back by local checks", len(report.not_pushed.held_back)),
+    ]
+    lines += [("Note", note) for note in report.notes]
+    for row, (label, value) in enumerate(lines, start=1):
+        _text_row(sheet, row, [label, value])
+        cell_at(sheet, row, 1).font = HEADER_FONT
+    sheet.column_dimensions["A"].width = 44
+    sheet.column_dimensions["B"].width = 70
+    status = cell_at(sheet, 1, 2)
+    status.font = Font(bold=True, color="006100" if report.is_clean() else "9C0006")
+    status.alignment = Alignment(wrap_text=True)
+
+
+def _violations_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
+    rows = [
+        (
+            v.sheet_row,
+            v.key,
+            v.column,
+            v.value,
+            v.message,
+            "\n".join(v.all_messages),
+        )
+        for v in report.violations
+    ]
+    _table_sheet(
+        book,
+        "Violations",
+        ["Row", "Key", "Column", "Value", "Message", "All messages for the row"],
+        rows,
+        [8, 18, 16, 24, 60, 80],
+    )
+
+
+def _not_pushed_rows(not_pushed: NotPushed) -> list[tuple[str | int | None, ...]]:
+    rows: list[tuple[str | int | None, ...]] = []
+    for conflict in not_pushed.conflicts:
+        rows.append(
+            (
+                "conflict",
+                conflict.sheet_row,
+                conflict.key,
+                conflict.column,
+                conflict.local_value,
+                conflict.remote_value,
+                "Changed here and on Synapse since the last pull; pick one value "
+                "and save again.",
+            )
+        )
+    for key in not_pushed.removed_keys:
+        rows.append(
+            (
+                "removed locally",
+                None,
+                key,
+                None,
+                None,
+                None,
+                "The row is gone from the workbook but import cannot remove rows; "
+                "it stays on Synapse. Ask the task's administrator to delete it.",
+            )
+        )
+    for held in not_pushed.held_back:
+        rows.append(
+            ("held back", held.sheet_row, held.key, None, None, None, held.reason)
+        )
+    return rows
+
+
+def _not_pushed_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
+    if report.not_pushed.is_empty():
+        return
+    _table_sheet(
+        book,
+        "Not pushed",
+        ["What", "Row", "Key", "Column", "Your value", "Value on Synapse", "Why"],
+        _not_pushed_rows(report.not_pushed),
+        [16, 8, 18, 16, 24, 24, 70],
+    )
+
+
+def _data_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
+    data = report.data
+    if data is None:
+        return
+    sheet = book.create_sheet("Data")
+    _text_row(sheet, 1, data.columns)
+    for index in range(1, len(data.columns) + 1):
+        cell_at(sheet, 1, index).font = HEADER_FONT
+        cell_at(sheet, 1, index).fill = HEADER_FILL
+    sheet.freeze_panes = "A2"
+
+    # Rows keep the numbers the person sees, so "row 7" means row 7 here too.
+    sheet_rows = data.sheet_rows or tuple(range(2, len(data.rows) + 2))
+    for number, values in zip(sheet_rows, data.rows, strict=True):
+        _text_row(sheet, number, values)
+
+    messages: dict[tuple[int, int], list[str]] = defaultdict(list)
+    positions = {name: index for index, name in enumerate(data.columns, start=1)}
+    for violation in report.violations:
+        if violation.sheet_row is None:
+            continue
+        column = positions.get(violation.column or "", 1)
+        messages[(violation.sheet_row, column)].append(violation.message)
+    for conflict in report.not_pushed.conflicts:
+        if conflict.sheet_row is not None and conflict.column in positions:
+            position = (conflict.sheet_row, positions[conflict.column])
+            messages[position].append(
+                f"Not pushed: Synapse has {conflict.remote_value!r} "
+                "since the last pull."
+            )
+    for (row, column), texts in messages.items():
+        cell = cell_at(sheet, row, column)
+        cell.fill = INVALID_FILL
+        cell.comment = Comment("\n".join(texts), "curation-sync", width=300, height=90)
+
+
+def _xlsx_bytes(report: SidecarReport) -> bytes:
+    book = openpyxl.Workbook()
+    _summary_sheet(book, report)
+    _violations_sheet(book, report)
+    _not_pushed_sheet(book, report)
+    _data_sheet(book, report)
+    return workbook_bytes(book)
+
+
+# ---------------------------------------------------------------------------
+# CSV
+
+
+def _csv_safe(value: str | int | None) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    # The usual spreadsheet-injection defence: text that Excel would run as a
+    # formula is prefixed with an apostrophe, which Excel hides.
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _csv_bytes(report: SidecarReport) -> bytes:
+    """One table: summary lines, then violations, then what was not pushed."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(
+        ["section", "row", "key", "column", "value", "message", "all_messages"]
+    )
+    summary: list[tuple[str, str | int | None]] = [
+        ("status", report.status()),
+        ("task", report.task_name),
+        ("task_id", report.task_id),
+        ("record_set", report.record_set_id),
+        ("version", report.version),
+        ("validated_at", report.validated_at.astimezone(dt.timezone.utc).isoformat()),
+        ("checked_by", report.source),
+        ("valid_rows", report.counts.valid),
+        ("invalid_rows", report.counts.invalid),
+        ("unknown_rows", report.counts.unknown),
+    ]
+    summary += [("note", note) for note in report.notes]
+    for name, value in summary:
+        writer.writerow(["summary", "", "", name, _csv_safe(value), "", ""])
+    for v in report.violations:
+        writer.writerow(
+            [
+                "violation",
+                _csv_safe(v.sheet_row),
+                _csv_safe(v.key),
+                _csv_safe(v.column),
+                _csv_safe(v.value),
+                _csv_safe(v.message),
+                _csv_safe("\n".join(v.all_messages)),
+            ]
+        )
+    for what, row, key, column, local, remote, why in _not_pushed_rows(
+        report.not_pushed
+    ):
+        if remote is not None:
+            why = f"{why} Value on Synapse: {remote}"
+        writer.writerow(
+            [
+                f"not pushed: {what}",
+                _csv_safe(row),
+                _csv_safe(key),
+                _csv_safe(column),
+                _csv_safe(local),
+                _csv_safe(why),
+                "",
+            ]
+        )
+    # UTF-8 with a byte-order mark, so Excel opens non-ASCII text correctly.
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
