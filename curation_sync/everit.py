@@ -248,17 +248,12 @@ class _Checker:
                 out.append(
                     _fail(f"{word} size: [{schema[key]}], found: [{len(subject)}]")
                 )
-        for name, needed in schema.get("dependencies", {}).items():
-            if name not in subject:
-                continue
-            if isinstance(needed, list):
-                out += [
-                    _fail(f"property [{n}] is required")
-                    for n in needed
-                    if n not in subject
-                ]
-            else:
-                out += self.check(needed, subject)
+        dependencies = schema.get("dependencies", {})
+        for name in java_hash_order(dependencies):
+            needed = dependencies[name]
+            if name in subject and isinstance(needed, list):
+                missing = [n for n in needed if n not in subject]
+                out += [_fail(f"property [{n}] is required") for n in missing]
         properties = schema.get("properties", {})
         patterns = schema.get("patternProperties", {})
         extra = schema.get("additionalProperties", True)
@@ -272,6 +267,11 @@ class _Checker:
             for name in java_hash_order(subject):
                 if _finds(pattern, name):
                     out += _prepended(self.failure_of(sub, subject[name]), name)
+        for name in java_hash_order(dependencies):
+            needed = dependencies[name]
+            if name in subject and not isinstance(needed, list):
+                failure = self.failure_of(needed, subject)
+                out += [] if failure is None else [failure]
         for name in java_hash_order(properties):
             if name in subject:
                 out += _prepended(

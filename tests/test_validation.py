@@ -827,3 +827,20 @@ def test_format_edges_follow_everits_validators(
     messages = one_property({"type": "string", "format": name}, text)
 
     assert (messages == []) is valid
+
+
+def test_a_schema_dependency_failure_is_reported_at_the_object() -> None:
+    schema = {
+        "properties": {"b": {"type": "string"}},
+        "dependencies": {"a": {"required": ["c", "d"]}},
+    }
+
+    messages = validate_record(schema, {"a": 1, "b": 2})
+
+    assert messages == [
+        "#/b: expected type: String, found: Integer",
+        "#: required key [c] not found",
+        "#: required key [d] not found",
+    ]
+    assert summarize_messages(messages) == "3 schema violations found"
+    assert validate_record(schema, {"b": "x"}) == []
