@@ -74,6 +74,25 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_read(args: argparse.Namespace) -> int:
+    from curation_sync.workbook import format_table, read_workbook
+
+    schema = None
+    if args.schema:
+        try:
+            schema = json.loads(args.schema.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ConfigError(
+                f"Cannot read the schema {args.schema}: {error}"
+            ) from None
+    table = read_workbook(args.file, schema=schema, sheet=args.sheet)
+    sys.stdout.write(format_table(table, args.format))
+    if args.format == "csv":
+        for problem in table.problems:
+            print(f"warning: {problem.message}", file=sys.stderr)
+    return 0
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     path: Path = args.config or default_config_path()
     if path.exists() and not args.force:
@@ -115,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--project", help="the Synapse project id")
     sub.add_argument("--force", action="store_true", help="overwrite an existing file")
 
+    sub = command("read", cmd_read, "Print a workbook's table as it would be pushed.")
+    sub.add_argument("file", type=Path)
+    sub.add_argument("--sheet", help="the data sheet (default: the first that fits)")
+    sub.add_argument("--format", choices=("csv", "json"), default="csv")
+    sub.add_argument("--schema", type=Path, help="a JSON schema file to shape cells")
+
     sub = command("sandbox", cmd_sandbox, "Run the local Synapse stand-in.")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -138,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except CurationSyncError as error:
+    except (CurationSyncError, OSError) as error:
         if args.verbose:
             logger.exception("Failed")
         print(f"error: {error}", file=sys.stderr)

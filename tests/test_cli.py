@@ -112,3 +112,26 @@ def test_init_refuses_to_overwrite_and_exits_2(
     assert code == 2
     assert "--force" in capsys.readouterr().err
     assert path.read_text() == "# mine\n"
+
+
+def test_read_prints_the_cells_as_typed_and_reports_a_missing_file(
+    tmp_path: Path,
+) -> None:
+    workbook = tmp_path / "animals.csv"
+    workbook.write_text("animal_id,genotype\n007,NA\nA2,MARCH1\n", encoding="utf-8")
+
+    done = subprocess.run(
+        [*CLI, "read", str(workbook)], capture_output=True, text=True, timeout=60
+    )
+    missing = subprocess.run(
+        [*CLI, "read", str(tmp_path / "absent.xlsx")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "animal_id,genotype\n007,NA\nA2,MARCH1\n"
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: ")
+    assert "Traceback" not in missing.stderr
