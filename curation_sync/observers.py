@@ -187,13 +187,17 @@ def start_observers(
 def _start_native(
     folders: list[Path], handler: FileSystemEventHandler, polling_seconds: float
 ) -> BaseObserver | None:
-    observer = Observer()
+    # The instance limit strikes when the observer is made, the watch limit
+    # when the top folder is watched.
+    observer: BaseObserver | None = None
     try:
+        observer = Observer()
         _schedule_and_start(observer, folders, handler)
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EMFILE):
             raise
-        observer.unschedule_all()
+        if observer is not None:
+            observer.unschedule_all()
         _warn_inotify_limit(folders, str(error), polling_seconds)
         return None
 

@@ -13,6 +13,8 @@ import os
 import queue
 import secrets
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -626,3 +628,224 @@ def test_a_missing_folder_or_unknown_observer_is_a_clear_config_error(
         Watcher([tmp_path / "nope"], lambda path: None)
     with pytest.raises(ConfigError, match="Unknown observer 'fast'"):
         Watcher([tmp_path], lambda path: None, observer="fast")
+
+
+def soffice_convert(source: Path, outdir: Path) -> None:
+    """One real `soffice --convert-to xlsx`, with a profile of its own."""
+    assert SOFFICE is not None
+    profile = f"file:///tmp/lo-{uuid.uuid4().hex}"
+    try:
+        subprocess.run(
+            [SOFFICE, f"-env:UserInstallation={profile}", "--headless", "--convert-to",
+             "xlsx", "--outdir", str(outdir), str(source)],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(profile.removeprefix("file://"), ignore_errors=True)
+
+
+@pytest.mark.libreoffice
+@pytest.mark.skipif(SOFFICE is None, reason="soffice is not installed")
+def test_real_libreoffice_conversions_give_one_notice_per_real_change(
+    start: Start, watched: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "data.csv"
+    source.write_text("animal_id,genotype\nA1,wt\n")
+    _, recorder = start()
+
+    soffice_convert(source, watched)
+    recorder.expect(("settled", "data.xlsx"))
+
+    # Same content again: LibreOffice renames its temp over the file and only
+    # the zip entry dates differ.
+    soffice_convert(source, watched)
+    recorder.expect()
+
+    source.write_text("animal_id,genotype\nA1,wt\nA2,ko\n")
+    soffice_convert(source, watched)
+    recorder.expect(("settled", "data.xlsx"))
+
+
+UNO_EDIT = """
+import subprocess, sys, time
+import uno
+from com.sun.star.beans import PropertyValue
+
+soffice, profile, pipe, path, text = sys.argv[1:6]
+office = subprocess.Popen([soffice, "-env:UserInstallation=" + profile, "--headless",
+    "--invisible", "--norestore", "--nologo", "--accept=pipe,name=%s;urp;" % pipe])
+local = uno.getComponentContext()
+resolver = local.ServiceManager.createInstanceWithContext(
+    "com.sun.star.bridge.UnoUrlResolver", local)
+deadline = time.time() + 90
+while True:
+    try:
+        context = resolver.resolve(
+            "uno:pipe,name=%s;urp;StarOffice.ComponentContext" % pipe)
+        break
+    except Exception:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.2)
+desktop = context.ServiceManager.createInstanceWithContext(
+    "com.sun.star.frame.Desktop", context)
+hidden = PropertyValue()
+hidden.Name, hidden.Value = "Hidden", True
+url = uno.systemPathToFileUrl(path)
+doc = desktop.loadComponentFromURL(url, "_blank", 0, (hidden,))
+print("loaded", flush=True)
+sys.stdin.readline()
+doc.Sheets.getByIndex(0).getCellByPosition(1, 1).setString(text)
+doc.store()
+print("stored", flush=True)
+sys.stdin.readline()
+doc.close(True)
+print("closed", flush=True)
+try:
+    desktop.terminate()
+except Exception:
+    pass
+office.wait(60)
+"""
+
+
+def has_python_uno() -> bool:
+    if SOFFICE is None or not Path(SYSTEM_PYTHON).exists():
+        return False
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import uno"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.libreoffice
+@pytest.mark.skipif(not has_python_uno(), reason="soffice or python3-uno missing")
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_a_real_libreoffice_edit_and_save_gives_one_notice_and_editor_events(
+    start: Start, watched: Path, tmp_path: Path, suffix: str
+) -> None:
+    book = watched / f"data{suffix}"
+    if suffix == ".csv":
+        book.write_text("animal_id,genotype\nA1,wt\n")
+    else:
+        book.write_bytes(xlsx_bytes([["animal_id", "genotype"], ["A1", "wt"]]))
+    script = tmp_path / "uno_edit.py"
+    script.write_text(UNO_EDIT)
+    profile = tmp_path / f"lo-{uuid.uuid4().hex}"
+    watcher, recorder = start()
+
+    assert SOFFICE is not None
+    command = [SYSTEM_PYTHON, str(script), SOFFICE, profile.as_uri(),
+               f"cs{uuid.uuid4().hex}", str(book), "ko"]  # fmt: skip
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as editor:
+        assert editor.stdin is not None
+        assert editor.stdout is not None
+        assert editor.stdout.readline().strip() == "loaded"
+        recorder.expect(("opened", book.name))
+        assert watcher.is_open_in_editor(book)
+
+        # Ctrl+S: LibreOffice drops and re-takes its lock around the save.
+        editor.stdin.write("\n")
+        editor.stdin.flush()
+        assert editor.stdout.readline().strip() == "stored"
+        recorder.expect(("settled", book.name))
+
+        # Closing writes nothing: only the editor notice.
+        editor.stdin.write("\n")
+        editor.stdin.flush()
+        assert editor.stdout.readline().strip() == "closed"
+        recorder.expect(("closed", book.name))
+        editor.stdin.close()
+        assert editor.wait(90) == 0
+
+    if suffix == ".csv":
+        assert book.read_text().splitlines()[1] == "A1,ko"
+    else:
+        sheet = openpyxl.load_workbook(book).active
+        assert sheet is not None
+        assert sheet["B2"].value == "ko"
+
+
+LIMITED_WATCHER = """
+import logging, queue, sys
+from pathlib import Path
+from curation_sync.watcher import Watcher
+
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+folder = Path(sys.argv[1])
+notices = queue.Queue()
+watcher = Watcher([folder], notices.put, debounce_seconds=0.2, stable_seconds=0.05,
+                  polling_interval_seconds=0.2)
+watcher.start()
+print("observer", watcher.observer_kinds[folder.resolve()], flush=True)
+target = folder / "d9" / "deep.csv"
+target.write_text("animal_id\\nA1\\n")
+print("settled", notices.get(timeout=20).relative_to(folder.resolve()), flush=True)
+watcher.stop()
+"""
+
+
+def run_with_inotify_limit(tmp_path: Path, setting: str, value: int) -> str:
+    folder = tmp_path / "limited"
+    for i in range(10):
+        (folder / f"d{i}").mkdir(parents=True)
+    script = tmp_path / "limited.py"
+    script.write_text(LIMITED_WATCHER)
+    shell = (
+        f"echo {value} > /proc/sys/user/{setting} && "
+        f"exec {sys.executable} {script} {folder}"
+    )
+    result = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c", shell],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout + result.stderr
+
+
+def can_limit_inotify() -> bool:
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c",
+         "echo 5 > /proc/sys/user/max_inotify_watches"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    return probe.returncode == 0
+
+
+needs_user_namespace = pytest.mark.skipif(
+    not can_limit_inotify(), reason="cannot set inotify limits in a user namespace"
+)
+
+
+@needs_user_namespace
+@pytest.mark.parametrize(
+    ("setting", "value", "detail"),
+    [
+        ("max_inotify_watches", 0, "inotify watch limit reached"),
+        ("max_inotify_watches", 4, "7 of its sub-folders could not be watched"),
+        ("max_inotify_instances", 0, "inotify instance limit reached"),
+    ],
+)
+def test_hitting_an_inotify_limit_falls_back_to_polling_with_the_fix(
+    tmp_path: Path, setting: str, value: int, detail: str
+) -> None:
+    output = run_with_inotify_limit(tmp_path, setting, value)
+
+    assert "observer polling" in output
+    assert detail in output
+    assert "sysctl fs.inotify.max_user_watches=" in output
+    assert "settled d9/deep.csv" in output
+
+
+@needs_user_namespace
+def test_within_the_inotify_limits_the_native_observer_is_used(tmp_path: Path) -> None:
+    output = run_with_inotify_limit(tmp_path, "max_inotify_watches", 1000)
+
+    assert "observer native" in output
+    assert "WARNING" not in output
+    assert "settled d9/deep.csv" in output
