@@ -129,6 +129,36 @@ def touch_grid(app: App, session_id: int, **changes: Any) -> None:
     )
 
 
+def edit_rows(
+    app: App, session_id: int, match: Mapping[str, Any], changes: Mapping[str, Any]
+) -> int:
+    """Change cells of the rows whose values equal `match`, as the Grid web UI would.
+
+    The client cannot edit cells of a file-based grid (the UI uses a websocket), so
+    this is the seam tests use instead. A None in `changes` makes a cell UNDEFINED.
+    Returns the number of rows changed.
+    """
+    grid = load_grid(app, session_id)
+    keys = ["id"] if grid["source_kind"] == "entityview" else []
+    rows = [row for _, row in load_rows(app, int(grid["id"]))]
+    changed = 0
+    for row in rows:
+        if all(row.get(name) == value for name, value in match.items()):
+            changed += 1
+            for name, value in changes.items():
+                if value is None:
+                    row.pop(name, None)
+                else:
+                    row[name] = value
+    replace_rows(app, int(grid["id"]), rows, keys or _upsert_key(app, grid))
+    return changed
+
+
+def _upsert_key(app: App, grid: Any) -> list[str]:
+    props = json.loads(load_entity(app, int(grid["source_id"]))["props"])
+    return [str(key) for key in props.get("upsertKey") or []]
+
+
 def get_grid(app: App, request: Request) -> Reply:
     """GET /grid/session/{id}."""
     return Reply(

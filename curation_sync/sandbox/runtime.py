@@ -152,6 +152,18 @@ class Sandbox:
         """The bearer token of a scenario user."""
         return str(self.info()["users"][user_key]["token"])
 
+    def edit_grid(
+        self,
+        session_id: str | int,
+        match: Mapping[str, Any],
+        changes: Mapping[str, Any],
+    ) -> int:
+        """Edit grid cells as a person in the Grid web UI would (a test seam).
+
+        Rows whose cells equal every value in `match` get `changes`; returns how many.
+        """
+        return grids.edit_rows(self.app, int(session_id), match, changes)
+
     def set_job_polls(self, polls: int) -> None:
         """Change how many PROCESSING answers each new async job gives."""
         self.job_polls_before_done = polls

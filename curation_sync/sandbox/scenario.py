@@ -16,8 +16,8 @@ maps to the id it got. Lists, in seeding order:
   without ids), schema (optional schema key, bound to the view).
 * `tasks`: key, project, data_type, instructions, assignee (user key), state,
   authorization_mode, and either record_set or view + upload_folder.
-* `extra_tasks`: optional count of further record-based tasks on the first task's
-  record set, named `<data_type>_<n>` (for paging).
+* `extra_tasks`: optional count of further unassigned record-based tasks on the first
+  task's record set, named `<data_type>_<n>` (for paging).
 """
 
 from __future__ import annotations
@@ -353,5 +353,5 @@ def seed(app: App, scenario: Mapping[str, Any]) -> dict[str, Any]:
         )
         for number in range(1, int(scenario.get("extra_tasks", 0)) + 1):
             assert first is not None, "extra_tasks needs a record-based task"
-            seeder.task(first, f"{first['data_type']}_{number}")
+            seeder.task({**first, "assignee": None}, f"{first['data_type']}_{number}")
     return {"scenario": scenario.get("name", "custom"), **seeder.ids}

@@ -235,6 +235,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         else:
             data = b"" if reply.body is None else json.dumps(reply.body).encode()
             content_type = "application/json; charset=UTF-8"
+        # Logged before the answer goes out, so a client never sees an unlogged reply.
+        app.request_log.add(
+            self.command,
+            path,
+            reply.status,
+            len(data),
+            user.id if user else None,
+            reply.body if reply.raw is None else None,
+        )
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", content_type)
@@ -246,14 +255,6 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        app.request_log.add(
-            self.command,
-            path,
-            reply.status,
-            len(data),
-            user.id if user else None,
-            reply.body if reply.raw is None else None,
-        )
 
     def _reset(self, path: str) -> None:
         # SO_LINGER with a zero timeout turns close() into a TCP reset.

@@ -207,10 +207,10 @@ def query_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, Any]:
         }
         if is_valid is not None:
             checks: dict[str, Any] = {"isValid": is_valid}
+            if not is_valid:
+                checks["validationErrorMessage"] = message
             if not is_valid and query.get("includeValidationMessages"):
-                checks.update(
-                    validationErrorMessage=message, allValidationMessages=messages
-                )
+                checks["allValidationMessages"] = messages
             answer["validationResults"] = checks
         answer_rows.append(answer)
     return _query_answer(columns, answer_rows)
