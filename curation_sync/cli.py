@@ -16,9 +16,10 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from curation_sync import __version__, service
-from curation_sync.config import default_config_path, render_config
+from curation_sync.config import Config, default_config_path, load_config, render_config
 from curation_sync.errors import ConfigError, CurationSyncError
 
 logger = logging.getLogger("curation_sync")
@@ -93,6 +94,197 @@ def cmd_read(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config or default_config_path())
+    logger.setLevel(logging.DEBUG if args.verbose else config.log_level)
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from curation_sync.daemon import Daemon
+
+    config = _config(args)
+    stop = threading.Event()
+    reload = threading.Event()
+    interrupted: list[int] = []
+
+    def on_stop(signum: int, _frame: object) -> None:
+        interrupted.append(signum)
+        stop.set()
+
+    def on_reload(_signum: int, _frame: object) -> None:
+        reload.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, on_reload)
+
+    daemon = Daemon(config)
+    daemon.start()
+    try:
+        while True:
+            stop.wait()
+            if not reload.is_set():
+                break
+            stop.clear()
+            reload.clear()
+            try:
+                daemon.reload(load_config(args.config or default_config_path()))
+            except ConfigError as error:
+                logger.warning(
+                    "Kept the running config: the new one failed (%s)", error
+                )
+    finally:
+        daemon.stop()
+    return 130 if signal.SIGINT in interrupted else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from curation_sync import demo
+
+    with demo.demo_session(args.folder, args.port) as session:
+        print(f"Sandbox: {session.sandbox.endpoint}")
+        print(f"Watched folder: {session.folder}")
+        print(f"The demo task's workbook is {session.workbook}")
+        if not args.script:
+            print(
+                "Open it in Excel or LibreOffice, change a cell (try sex = other, or "
+                "blank a genotype) and save; the sidecar beside it shows Synapse's "
+                "validation report. Press Ctrl-C to stop."
+            )
+            wait_for_stop()
+            return 0
+
+        base = session.daemon.folders[0].engine.status()
+        before = next(s.base_version for s in base if s.path == session.workbook)
+        print("Playing a scripted edit:")
+        for line in demo.play_scripted_edit(session.workbook):
+            print(f"  {line}")
+        sidecar = demo.wait_for_synapse_report(session, before)
+        print(f"The sidecar {sidecar.name} says:")
+        for line in demo.describe_sidecar(sidecar):
+            print(line)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from curation_sync.daemon import open_engine
+    from curation_sync.lock import FolderLock
+    from curation_sync.state import STATE_DIR
+
+    config = _config(args)
+    folders: list[dict[str, Any]] = []
+    for folder in config.folders:
+        owner = FolderLock(folder.path / STATE_DIR).owner()
+        with open_engine(config, folder, online=False) as engine:
+            rows = engine.status()
+        folders.append(
+            {
+                "folder": str(folder.path),
+                "daemon": owner.describe() if owner else None,
+                "workbooks": [_status_json(row) for row in rows],
+            }
+        )
+    if args.json:
+        print(json.dumps({"folders": folders}, indent=2))
+        return 0
+    for entry in folders:
+        print(f"{entry['folder']}: daemon {entry['daemon'] or 'not running'}")
+        for row in entry["workbooks"]:
+            task = f"task {row['task_id']}" if row["task_id"] else "no task"
+            version = row["base_version"] if row["base_version"] is not None else "-"
+            print(
+                f"  {row['workbook']}: {task}, {row['state']} ({row['detail']}), "
+                f"version {version}, last push {row['last_pushed_at'] or 'never'}"
+            )
+    return 0
+
+
+def _status_json(row: Any) -> dict[str, Any]:
+    return {
+        "workbook": str(row.path),
+        "task_id": row.task_id,
+        "task_name": row.task_name,
+        "state": row.state,
+        "detail": row.detail,
+        "base_version": row.base_version,
+        "last_pushed_at": row.last_pushed_at.isoformat()
+        if row.last_pushed_at
+        else None,
+    }
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from curation_sync.daemon import folder_of, open_engine
+
+    config = _config(args)
+    with open_engine(config, folder_of(config, args.file)) as engine:
+        result = engine.push(args.file, confirm=args.confirm, dry_run=args.dry_run)
+    print(f"{result.outcome}: {result.message}")
+    return 0 if result.outcome not in {"failed", "deferred", "unmapped"} else 1
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from curation_sync.daemon import folder_of, open_engine
+
+    config = _config(args)
+    if args.all:
+        for folder in config.folders:
+            with open_engine(config, folder) as engine:
+                result = engine.poll()
+            print(f"{folder.path}: {len(result.pulls)} pulls, {result.tasks} tasks")
+        return 0
+    if args.file is None:
+        raise ConfigError("Name a workbook to pull, or pass --all.")
+    with open_engine(config, folder_of(config, args.file)) as engine:
+        pulled = engine.pull(args.file)
+    print(f"{pulled.outcome}: {pulled.message}")
+    return 0 if pulled.outcome in {"written", "up-to-date", "waiting"} else 1
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from curation_sync.daemon import open_engine
+
+    config = _config(args)
+    folder = config.folders[0]
+    project = args.project or folder.project
+    if not project:
+        raise ConfigError("Name a project with --project, or set folder.project.")
+    with open_engine(config, folder) as engine:
+        tasks = engine.ctx.adapter.list_tasks(project)
+    if args.json:
+        print(json.dumps([task.to_json() for task in tasks], indent=2))
+        return 0
+    for task in tasks:
+        record_set = task.record_set_id or ""
+        print(f"{task.task_id}\t{task.name}\t{task.kind.value}\t{record_set}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from curation_sync.daemon import make_adapter
+    from curation_sync.doctor import run_checks
+
+    config = _config(args)
+
+    def login() -> str:
+        adapter = make_adapter(config)
+        try:
+            return adapter.user_id
+        finally:
+            adapter.close()
+
+    checks = run_checks(config, login=login)
+    for check in checks:
+        mark = "ok  " if check.ok else "FAIL"
+        print(f"{mark} {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            print(f"     fix: {check.fix}")
+    return 0 if all(check.ok for check in checks) else 1
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     path: Path = args.config or default_config_path()
     if path.exists() and not args.force:
@@ -133,6 +325,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--folder", type=Path, help="the folder to watch")
     sub.add_argument("--project", help="the Synapse project id")
     sub.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    sub = command("run", cmd_run, "Run the daemon in the foreground.")
+    sub.add_argument("--config", type=Path)
+
+    sub = command("demo", cmd_demo, "Run the sandbox and the daemon on a folder.")
+    sub.add_argument("--folder", type=Path, help="the folder (default: a fresh one)")
+    sub.add_argument("--port", type=int, default=0, help="sandbox port (0: free)")
+    sub.add_argument("--script", action="store_true", help="play an edit and exit")
+
+    sub = command("status", cmd_status, "One line per workbook, and the daemon.")
+    sub.add_argument("--config", type=Path)
+    sub.add_argument("--json", action="store_true")
+
+    sub = command("tasks", cmd_tasks, "List the tasks assigned to you.")
+    sub.add_argument("--config", type=Path)
+    sub.add_argument("--project", help="project id (default: the folder's)")
+    sub.add_argument("--json", action="store_true")
+
+    sub = command("push", cmd_push, "Push one workbook now.")
+    sub.add_argument("file", type=Path)
+    sub.add_argument("--config", type=Path)
+    sub.add_argument(
+        "--confirm", action="store_true", help="pass the mass-change guard"
+    )
+    sub.add_argument(
+        "--dry-run", action="store_true", help="write the CSV; send nothing"
+    )
+
+    sub = command("pull", cmd_pull, "Pull one workbook, or every task, now.")
+    sub.add_argument("file", type=Path, nargs="?")
+    sub.add_argument("--config", type=Path)
+    sub.add_argument("--all", action="store_true")
+
+    sub = command("doctor", cmd_doctor, "Check the set-up and say how to fix it.")
+    sub.add_argument("--config", type=Path)
 
     sub = command("read", cmd_read, "Print a workbook's table as it would be pushed.")
     sub.add_argument("file", type=Path)
