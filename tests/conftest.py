@@ -26,6 +26,7 @@ from synapseclient import client as synapse_client_module  # noqa: E402
 from curation_sync.sandbox import Sandbox, write_synapse_config  # noqa: E402
 
 ClientFactory = Callable[..., Synapse]
+ConnectFactory = Callable[..., Synapse]
 
 RETRY_WAIT_SECONDS = 15
 
@@ -77,24 +78,19 @@ def close_client(client: Synapse) -> None:
 
 
 @pytest.fixture
-def make_client(
-    sandbox: Sandbox, tmp_path: Path, bounded_retries: None
-) -> Iterator[ClientFactory]:
-    """A factory: `make_client(token, login=True)` gives a new client for that token.
+def connect(tmp_path: Path, bounded_retries: None) -> Iterator[ConnectFactory]:
+    """A factory: `connect(sandbox, token, login=True)` gives a client for any sandbox.
 
     Each client has its own synapseConfig (all four endpoints and the token) and its
-    own cache directory under tmp_path.
+    own cache directory under tmp_path; all are closed at teardown.
     """
-    made = 0
     clients: list[Synapse] = []
 
-    def factory(token: str, *, login: bool = True) -> Synapse:
-        nonlocal made
-        made += 1
-        folder = tmp_path / f"client-{made}"
+    def factory(instance: Sandbox, token: str, *, login: bool = True) -> Synapse:
+        folder = tmp_path / f"client-{len(clients) + 1}"
         folder.mkdir()
-        config = write_synapse_config(folder / "synapseConfig", sandbox.endpoint, token)
-        endpoint = sandbox.endpoint
+        endpoint = instance.endpoint
+        config = write_synapse_config(folder / "synapseConfig", endpoint, token)
         client = Synapse(
             repoEndpoint=endpoint,
             authEndpoint=endpoint,
@@ -113,6 +109,16 @@ def make_client(
     yield factory
     for client in clients:
         close_client(client)
+
+
+@pytest.fixture
+def make_client(sandbox: Sandbox, connect: ConnectFactory) -> ClientFactory:
+    """A factory: `make_client(token, login=True)` gives a client of `sandbox`."""
+
+    def factory(token: str, *, login: bool = True) -> Synapse:
+        return connect(sandbox, token, login=login)
+
+    return factory
 
 
 @pytest.fixture

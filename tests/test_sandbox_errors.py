@@ -97,46 +97,34 @@ def _record_grid(sandbox: Sandbox) -> Grid:
     ).create_grid_session()
 
 
-def test_import_rejects_a_blank_upsert_key_and_leaves_the_grid_unchanged(
-    sandbox: Sandbox, synapse_client: Synapse, tmp_path: Path
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        pytest.param(
+            "animal_id,genotype\nA001,KO\n,WT\n",
+            r"400 Client Error: The upsert key cannot have null or empty values\.",
+            id="blank-key",
+        ),
+        pytest.param(
+            "animal,genotype\nA001,KO\n",
+            'upsert key column "animal_id" does not exist in the CSV schema',
+            id="no-key-column",
+        ),
+        pytest.param("\n", "at least one column header", id="empty-file"),
+    ],
+)
+def test_a_bad_import_is_refused_with_the_servers_reason_and_changes_nothing(
+    sandbox: Sandbox, synapse_client: Synapse, tmp_path: Path, content: str, reason: str
 ) -> None:
     grid = _record_grid(sandbox)
-    path = tmp_path / "blank.csv"
-    path.write_text("animal_id,genotype\nA001,KO\n,WT\n")
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
 
-    with pytest.raises(
-        SynapseHTTPError,
-        match=r"400 Client Error: The upsert key cannot have null or empty values\.",
-    ):
+    with pytest.raises(SynapseHTTPError, match=reason):
         grid.import_csv(path=str(path))
 
     csv_path = grid.download_csv(destination=str(tmp_path), file_name="after.csv")
     assert '"A001","male","WT"' in Path(csv_path).read_text()
-
-
-def test_import_without_the_upsert_key_column_names_the_missing_column(
-    sandbox: Sandbox, synapse_client: Synapse, tmp_path: Path
-) -> None:
-    grid = _record_grid(sandbox)
-    path = tmp_path / "no-key.csv"
-    path.write_text("animal,genotype\nA001,KO\n")
-
-    with pytest.raises(
-        SynapseHTTPError,
-        match='upsert key column "animal_id" does not exist in the CSV schema',
-    ):
-        grid.import_csv(path=str(path))
-
-
-def test_import_of_an_empty_file_reports_that_no_header_is_present(
-    sandbox: Sandbox, synapse_client: Synapse, tmp_path: Path
-) -> None:
-    grid = _record_grid(sandbox)
-    path = tmp_path / "empty.csv"
-    path.write_text("\n")
-
-    with pytest.raises(SynapseHTTPError, match="at least one column header"):
-        grid.import_csv(path=str(path))
 
 
 def test_import_inserts_duplicate_new_keys_and_ignores_unknown_columns(
@@ -259,34 +247,19 @@ def test_only_assignees_or_project_editors_may_change_a_task_state(
 
 
 def test_task_listing_pages_by_50_and_the_last_page_has_no_token(
-    tmp_path: Path, bounded_retries: None
+    tmp_path: Path, connect: ClientFactory
 ) -> None:
     scenario = {**load_scenario("demo"), "extra_tasks": 60}
     with Sandbox(tmp_path / "data", scenario=scenario) as sandbox:
         sandbox.request_log.capture_bodies = True
-        endpoint = sandbox.endpoint
-        client = Synapse(
-            repoEndpoint=endpoint,
-            authEndpoint=endpoint,
-            fileHandleEndpoint=endpoint,
-            portalEndpoint=endpoint + "/",
-            skip_checks=True,
-            configPath=str(tmp_path / "config"),
-            cache_root_dir=str(tmp_path / "cache"),
-            silent=True,
-        )
-        try:
-            client.login(authToken=sandbox.token("demo"))
-            project = sandbox.info()["projects"]["project"]
-            tasks = list(CurationTask.list(project_id=project, synapse_client=client))
-            mine = list(
-                CurationTask.list(
-                    project_id=project, assigned_to_me=True, synapse_client=client
-                )
+        client = connect(sandbox, sandbox.token("demo"))
+        project = sandbox.info()["projects"]["project"]
+        tasks = list(CurationTask.list(project_id=project, synapse_client=client))
+        mine = list(
+            CurationTask.list(
+                project_id=project, assigned_to_me=True, synapse_client=client
             )
-        finally:
-            client._requests_session.close()
-            client._requests_session_storage.close()
+        )
         pages = [
             entry.body
             for entry in sandbox.request_log.entries()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -19,65 +20,32 @@ from curation_sync.sandbox.scenario import load_scenario
 MULTIPART_REQUEST = "org.sagebionetworks.repo.model.file.MultipartUploadRequest"
 
 
-def _client(sandbox: Sandbox, folder: Path, user: str = "demo") -> Synapse:
-    folder.mkdir(parents=True, exist_ok=True)
-    endpoint = sandbox.endpoint
-    client = Synapse(
-        repoEndpoint=endpoint,
-        authEndpoint=endpoint,
-        fileHandleEndpoint=endpoint,
-        portalEndpoint=endpoint + "/",
-        skip_checks=True,
-        configPath=str(folder / "config"),
-        cache_root_dir=str(folder / "cache"),
-        silent=True,
-    )
-    client.login(authToken=sandbox.token(user))
-    return client
-
-
-def _close(client: Synapse) -> None:
-    client._requests_session.close()
-    client._requests_session_storage.close()
-
-
-@pytest.fixture
-def own_sandbox(tmp_path: Path, bounded_retries: None) -> Path:
-    """A data directory for a test that starts its own sandbox, with bounded retries."""
-    return tmp_path / "data"
+ConnectFactory = Callable[..., Synapse]
 
 
 def test_a_restart_on_the_same_data_dir_keeps_tasks_grids_versions_and_files(
-    own_sandbox: Path, tmp_path: Path
+    tmp_path: Path, connect: ConnectFactory
 ) -> None:
-    with Sandbox(own_sandbox, scenario="demo") as first:
+    with Sandbox(tmp_path / "data", scenario="demo") as first:
         info = first.info()
-        client = _client(first, tmp_path / "one")
-        try:
-            task = CurationTask(task_id=info["tasks"]["animal_task"]).get()
-            grid = task.create_grid_session()
-            edited = tmp_path / "edited.csv"
-            edited.write_text("animal_id,genotype\nA001,KO\nA050,WT\n")
-            grid.import_csv(path=str(edited))
-            grid.synchronize(sync_type=SyncType.PULL_PUSH)
-            task.set_task_state(state="IN_PROGRESS")
-        finally:
-            _close(client)
+        connect(first, first.token("demo"))
+        task = CurationTask(task_id=info["tasks"]["animal_task"]).get()
+        grid = task.create_grid_session()
+        edited = tmp_path / "edited.csv"
+        edited.write_text("animal_id,genotype\nA001,KO\nA050,WT\n")
+        grid.import_csv(path=str(edited))
+        grid.synchronize(sync_type=SyncType.PULL_PUSH)
+        task.set_task_state(state="IN_PROGRESS")
 
-    with Sandbox(own_sandbox, scenario="demo") as second:
-        client = _client(second, tmp_path / "two")
-        try:
-            again = second.info()
-            second_endpoint = second.endpoint
-            status = CurationTask(task_id=info["tasks"]["animal_task"]).get_status()
-            session = Grid(session_id=grid.session_id).get()
-            record_set = RecordSet(id=info["record_sets"]["animals"]).get()
-            report = record_set.get_detailed_validation_results()
-            csv_path = session.download_csv(
-                destination=str(tmp_path), file_name="g.csv"
-            )
-        finally:
-            _close(client)
+    with Sandbox(tmp_path / "data", scenario="demo") as second:
+        connect(second, second.token("demo"))
+        again = second.info()
+        second_endpoint = second.endpoint
+        status = CurationTask(task_id=info["tasks"]["animal_task"]).get_status()
+        session = Grid(session_id=grid.session_id).get()
+        record_set = RecordSet(id=info["record_sets"]["animals"]).get()
+        report = record_set.get_detailed_validation_results()
+        csv_path = session.download_csv(destination=str(tmp_path), file_name="g.csv")
 
     assert {key: again[key] for key in ("users", "tasks", "record_sets")} == {
         key: info[key] for key in ("users", "tasks", "record_sets")
@@ -195,7 +163,7 @@ def test_a_part_with_the_wrong_md5_is_not_added(
 
 
 def test_a_record_set_over_8_mib_downloads_in_parallel_ranges(
-    own_sandbox: Path, tmp_path: Path
+    tmp_path: Path, connect: ConnectFactory
 ) -> None:
     scenario = load_scenario("demo")
     notes = "x" * 3000
@@ -207,12 +175,11 @@ def test_a_record_set_over_8_mib_downloads_in_parallel_ranges(
         [f"B{n:05d}", "male", "WT", "1", "1", "2026-01-01", "[]", notes]
         for n in range(3000)
     ]
-    with Sandbox(own_sandbox, scenario={**scenario, "record_sets": [big]}) as sandbox:
-        client = _client(sandbox, tmp_path / "big")
-        try:
-            record_set = RecordSet(id=sandbox.info()["record_sets"]["animals"]).get()
-        finally:
-            _close(client)
+    with Sandbox(
+        tmp_path / "data", scenario={**scenario, "record_sets": [big]}
+    ) as sandbox:
+        connect(sandbox, sandbox.token("demo"))
+        record_set = RecordSet(id=sandbox.info()["record_sets"]["animals"]).get()
         ranged = sandbox.request_log.count("GET", r"^/s3/download/", status=206)
 
     assert Path(record_set.path).stat().st_size > 8 * 1024 * 1024
