@@ -1,0 +1,135 @@
+"""The daemon as people run it: `curation-sync run` in a subprocess on a real folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from synapseclient import Synapse
+
+from curation_sync.sandbox import Sandbox
+from curation_sync.sidecar import sidecar_path
+from tests.synctools import edit_xlsx, remote_rows, sheet_rows, wait_until
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+
+WORKBOOK = "AnimalMetadata_Curation.xlsx"
+
+
+def write_config(sandbox: Sandbox, tmp_path: Path, folder: Path) -> Path:
+    token_file = tmp_path / "token"
+    token_file.write_text(sandbox.token("demo"))
+    token_file.chmod(0o600)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[synapse]\nendpoint = "{sandbox.endpoint}"\ntoken_file = "{token_file}"\n'
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[[folder]]\npath = "{folder}"\nproject = "syn1000"\n'
+        "debounce_seconds = 0.5\npolling_interval_seconds = 0.5\n"
+    )
+    return config
+
+
+class Run:
+    """One `curation-sync run` process, its stderr collected in a file."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "SYNAPSE_AUTH_TOKEN"}
+        self.log = log
+        self._log_file = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "curation_sync", "run", "--config", str(config)],
+            stderr=self._log_file,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self._log_file.close()
+        return code
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "folder"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def config(sandbox: Sandbox, tmp_path: Path, folder: Path) -> Path:
+    return write_config(sandbox, tmp_path, folder)
+
+
+@pytest.fixture
+def run(config: Path, tmp_path: Path) -> Iterator[Run]:
+    started = Run(config, tmp_path / "daemon-1.log")
+    yield started
+    if started.process.poll() is None:
+        started.stop()
+
+
+def test_run_pulls_the_task_and_pushes_a_save_with_the_sidecar(
+    run: Run, folder: Path, sandbox: Sandbox, synapse_client: Synapse
+) -> None:
+    workbook = folder / WORKBOOK
+    wait_until(workbook.exists, 60, "the demo task's workbook")
+    wait_until(lambda: "Started curation-sync" in run.text(), 30, "the daemon start")
+
+    edit_xlsx(workbook, {(3, "sex"): "other"})
+
+    sidecar = sidecar_path(workbook)
+    wait_until(lambda: "Pushed " in run.text(), 60, "the push")
+    version, rows = remote_rows(synapse_client, "syn1003")
+    assert version == 2
+    assert [r["sex"] for r in rows if r["animal_id"] == "A002"] == ["other"]
+    violations = sheet_rows(sidecar, "Violations")
+    assert [row[2] for row in violations[1:]] == ["sex"]
+    assert run.stop() == 0
+
+
+def test_sigterm_in_the_middle_of_a_push_lets_it_finish_exactly_once(
+    run: Run,
+    folder: Path,
+    config: Path,
+    tmp_path: Path,
+    sandbox: Sandbox,
+    synapse_client: Synapse,
+) -> None:
+    workbook = folder / WORKBOOK
+    wait_until(workbook.exists, 60, "the demo task's workbook")
+    wait_until(lambda: "Started curation-sync" in run.text(), 30, "the daemon start")
+    sandbox.faults.add(r"/grid/synchronize/async/start", "delay", delay_seconds=3)
+
+    edit_xlsx(workbook, {(2, "weight_g"): 77.25})
+    wait_until(
+        lambda: sandbox.request_log.count("GET", r"/grid/import/csv/async/get") > 0,
+        60,
+        "the import step of the push",
+    )
+    code = run.stop()
+
+    assert code == 0
+    version, rows = remote_rows(synapse_client, "syn1003")
+    assert version == 2
+    assert [r["weight_g"] for r in rows if r["animal_id"] == "A001"] == ["77.25"]
+    assert len({r["animal_id"] for r in rows}) == len(rows)
+
+    # A restart finds the push done: no second version, no duplicated row.
+    sandbox.faults.clear()
+    syncs_before = sandbox.request_log.count("POST", r"/grid/synchronize/async/start")
+    again = Run(config, tmp_path / "daemon-2.log")
+    wait_until(lambda: "Started curation-sync" in again.text(), 60, "the restart")
+    assert again.stop() == 0
+    assert sandbox.request_log.count("POST", r"/grid/synchronize") == syncs_before
+    assert remote_rows(synapse_client, "syn1003")[0] == 2
