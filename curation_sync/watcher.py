@@ -202,7 +202,9 @@ class Watcher:
 
         # Signatures are taken before observing: a workbook that changes before
         # its baseline fingerprint is read gets no baseline, so it is noticed.
-        workbooks = self._scan()
+        workbooks, locked = self._scan()
+        with self._lock:
+            self._open_in_editor = locked
         for path in workbooks:
             with self._lock:
                 self._states[path] = _PathState(
@@ -303,6 +305,13 @@ class Watcher:
         # events; a folder moved or deleted away only tells about the folder.
         if kind not in ("moved", "deleted"):
             return
+        if kind == "deleted" and src in self._folders:
+            logger.warning(
+                "The watched folder %s was removed or unmounted; its workbooks "
+                "are reported deleted (nothing is deleted on Synapse); until the "
+                "daemon restarts, only the periodic rescan sees changes in it",
+                src,
+            )
 
         with self._lock:
             inside = [path for path in self._states if src in path.parents]
@@ -530,31 +539,32 @@ class Watcher:
 
     def _rescan(self) -> None:
         # Catch what events missed: an overflowed queue, an unwatched sub-folder.
-        seen = set(self._scan())
+        workbooks, locked = self._scan()
         with self._lock:
             known = {
                 path: state.settled_signature for path, state in self._states.items()
             }
-        for path in seen:
+            editor_changes = locked ^ self._open_in_editor
+        for path in workbooks:
             if path not in known or known[path] != stat_signature(path):
                 self._arm(path)
-        for path in known.keys() - seen:
+        for path in known.keys() - set(workbooks):
             self._arm(path)
+        for path in editor_changes:
+            self._timers.arm(("editor", path), 0)
         if self._rescan_interval_seconds:
             self._timers.arm(("rescan", Path()), self._rescan_interval_seconds)
 
-    def _scan(self) -> list[Path]:
-        """Workbooks in the watched folders; records which ones have lock files."""
+    def _scan(self) -> tuple[list[Path], set[Path]]:
+        """Workbooks in the watched folders, and those with an editor lock file."""
         workbooks = []
+        locked: set[Path] = set()
         for path in self._walk():
             if is_lock_file(path):
-                with self._lock:
-                    self._open_in_editor.update(
-                        wb for wb in workbooks_for_lock_file(path) if wb.exists()
-                    )
+                locked.update(wb for wb in workbooks_for_lock_file(path) if wb.exists())
             elif self._is_workbook(path):
                 workbooks.append(path)
-        return workbooks
+        return workbooks, locked
 
     def _walk(self) -> Iterator[Path]:
         for folder in self._folders:

@@ -849,3 +849,18 @@ def test_within_the_inotify_limits_the_native_observer_is_used(tmp_path: Path) -
     assert "observer native" in output
     assert "WARNING" not in output
     assert "settled d9/deep.csv" in output
+
+
+def test_a_replaced_watched_folder_is_still_seen_by_the_periodic_rescan(
+    start: Start, watched: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (watched / "before.csv").write_text("animal_id\nA1\n")
+    _, recorder = start(rescan_interval_seconds=1.0)
+
+    shutil.rmtree(watched)
+    recorder.expect(("deleted", "before.csv"))
+    watched.mkdir()
+    (watched / "after.csv").write_text("animal_id\nA2\n")
+
+    recorder.expect(("settled", "after.csv"))
+    assert "was removed or unmounted" in caplog.text
