@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 CellValue = str | int | float | bool | dt.date | dt.datetime | dt.time | dt.timedelta
@@ -228,10 +229,10 @@ def _shape_list(value: CellValue, spec: ColumnSpec) -> str:
                 return text
         items = _split_list(text)
     shaper = SHAPERS.get(spec.item_kind)
-    typed: list[Any] = []
-    for item in items:
-        shaped = shaper(item, item_spec) if shaper else item
-        typed.append(_json_scalar(shaped, spec.item_kind))
+    if shaper is None:
+        # Compact JSON of strings, as org.json writes it, without json.dumps.
+        return "[" + ",".join(map(encode_basestring, items)) + "]"
+    typed = [_json_scalar(shaper(item, item_spec), spec.item_kind) for item in items]
     return json.dumps(typed, ensure_ascii=False, separators=(",", ":"))
 
 

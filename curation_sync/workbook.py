@@ -26,15 +26,21 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import logging
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from python_calamine import CalamineError, CalamineWorkbook, SheetVisibleEnum
+from python_calamine import (
+    CalamineError,
+    CalamineSheet,
+    CalamineWorkbook,
+    SheetVisibleEnum,
+)
 
 from curation_sync.cells import (
     SHAPERS,
@@ -43,6 +49,7 @@ from curation_sync.cells import (
     ColumnSpec,
     column_specs,
     normalize_header,
+    number_text,
     value_text,
 )
 from curation_sync.errors import WorkbookError
@@ -212,6 +219,21 @@ def _map_columns(
     return kept
 
 
+# Distinct raw values remembered per column while shaping (enums, dates and
+# small integers repeat); capped so that columns of unique values stay lean.
+_MEMO_LIMIT = 10_000
+_MEMO_CLASSES = (str, float, dt.date)
+_EXACT_FLOAT = 2.0**53
+
+
+def _float_text(value: float) -> str:
+    # A float that prints exactly in 16 characters has no binary noise.
+    if value.is_integer() and -_EXACT_FLOAT <= value <= _EXACT_FLOAT:
+        return str(int(value))
+    text = repr(value)
+    return text if len(text) <= 16 else number_text(value)
+
+
 def _shape_column(
     grid: _Grid,
     cells: Sequence[CellValue],
@@ -219,19 +241,59 @@ def _shape_column(
     name: str,
     sheet_rows: Sequence[int],
 ) -> list[str]:
-    # Most cells of a text column are already text: keep that path a comprehension.
-    if spec is None or spec.kind == "string":
-        fix = grid.fix
-        return [v if v.__class__ is str else value_text(fix(v), spec) for v in cells]
-    shaper = SHAPERS[spec.kind]
-    out: list[str] = []
-    for index, value in enumerate(cells):
+    """Shape one column's cells, reporting the ones that do not fit.
+
+    The common cell of each kind (text in a text column, a float in a number
+    column, a boolean in a boolean column) takes an inline path in a
+    comprehension; everything else goes through `shape`, which remembers the
+    text of repeated values.
+    """
+    fix = grid.fix
+    memo: dict[CellValue, str] = {"": ""}
+    kind = spec.kind if spec is not None else "string"
+    shaper = SHAPERS.get(kind)
+
+    def shape(index: int, value: CellValue) -> str:
+        # Only exact classes are remembered, so True never stands in for 1.0.
+        remember = value.__class__ in _MEMO_CLASSES
+        if remember and value in memo:
+            return memo[value]
         try:
-            out.append(shaper(grid.fix(value), spec) if value != "" else "")
+            if shaper is None:
+                text = value_text(fix(value), spec)
+            else:
+                text = shaper(fix(value), spec)  # type: ignore[arg-type]
         except CellProblem as problem:
             grid.report(problem.kind, problem.message, sheet_rows[index], name)
-            out.append(value_text(value))
-    return out
+            return value_text(value)
+        if remember and len(memo) < _MEMO_LIMIT:
+            memo[value] = text
+        return text
+
+    if kind == "string":
+        # Turning a value into text cannot fail, so no row index is needed.
+        return [
+            v if v.__class__ is str else memo[v] if v in memo else shape(0, v)
+            for v in cells
+        ]
+    pairs = enumerate(cells)
+    if kind == "number":
+        return [
+            _float_text(v) if isinstance(v, float) else shape(i, v) for i, v in pairs
+        ]
+    if kind == "integer":
+        return [
+            str(int(v))
+            if isinstance(v, float) and v.is_integer() and abs(v) <= _EXACT_FLOAT
+            else shape(i, v)
+            for i, v in pairs
+        ]
+    if kind == "boolean":
+        return [
+            ("true" if v else "false") if v.__class__ is bool else shape(i, v)
+            for i, v in pairs
+        ]
+    return [memo[v] if v in memo else shape(i, v) for i, v in pairs]
 
 
 def _build_table(
@@ -252,21 +314,26 @@ def _build_table(
 
     # Stream the data rows, keeping only rows with a value: trailing rows that
     # only carry formatting (or empty strings) cost nothing to hold.
-    data: list[Sequence[CellValue]] = []
-    sheet_rows: list[int] = []
-    number = first_row_number + header_index
-    for row in _chain(head[header_index + 1 :], rows):
-        number += 1
-        if row.count("") != len(row):
-            data.append(row)
-            sheet_rows.append(number)
+    numbered = enumerate(
+        itertools.chain(head[header_index + 1 :], rows),
+        start=first_row_number + header_index + 1,
+    )
+    kept_rows = [pair for pair in numbered if pair[1].count("") != len(pair[1])]
+    sheet_rows = [number for number, _ in kept_rows]
+    data = [row for _, row in kept_rows]
+    del kept_rows
     if not data:
         grid.report("no-rows", "there is a header but no data rows; nothing to push")
 
     kept = _map_columns(grid, header, data, specs)
+    width = max(len(header), *(len(row) for row in data)) if data else len(header)
+    # CSV rows can be short; zip(*rows) would cut every column to the shortest.
+    if any(len(row) != width for row in data):
+        data = [[*row, *[""] * (width - len(row))] for row in data]
+    raw_columns = list(zip(*data, strict=True)) if data else []
     columns: list[list[str]] = []
     for index, name, spec in kept:
-        cells = [row[index] if index < len(row) else "" for row in data]
+        cells = raw_columns[index] if raw_columns else ()
         columns.append(_shape_column(grid, cells, spec, name, sheet_rows))
     return Table(
         columns=tuple(name for _, name, _ in kept),
@@ -275,13 +342,6 @@ def _build_table(
         sheet_name=grid.sheet_name,
         problems=tuple(grid.problems),
     )
-
-
-def _chain(
-    first: Iterable[Sequence[CellValue]], rest: Iterator[Sequence[CellValue]]
-) -> Iterator[Sequence[CellValue]]:
-    yield from first
-    yield from rest
 
 
 # ---------------------------------------------------------------------------
@@ -448,12 +508,13 @@ def _pick_sheet(
     specs: Mapping[str, ColumnSpec],
     wanted: str | None,
     label: str,
-) -> str:
+) -> CalamineSheet:
+    """The data sheet: the one named, or the first whose header fits the schema."""
     names = [meta.name for meta in book.sheets_metadata]
     if wanted is not None:
         for name in names:
             if name == wanted or name.casefold() == wanted.strip().casefold():
-                return name
+                return book.get_sheet_by_name(name)
         raise WorkbookError(
             f"{label} has no sheet named {wanted!r}; its sheets are "
             f"{', '.join(map(repr, names))}. Fix the sheet name in the configuration."
@@ -466,26 +527,23 @@ def _pick_sheet(
     if not visible:
         raise WorkbookError(f"{label} has no visible sheet; unhide the data sheet.")
     if not specs:
-        return visible[0]
+        return book.get_sheet_by_name(visible[0])
 
     # The first sheet whose header names at least half of the schema's
-    # properties wins; otherwise the best partial match.
+    # properties wins; otherwise the best partial match. Loading a sheet
+    # parses all of it, so the loaded sheet is what is returned.
     enough = max(1, (len(specs) + 1) // 2)
-    best, best_score = "", 0
+    best: CalamineSheet | None = None
+    best_score = 0
     for name in visible:
-        head = list(
-            zip(
-                range(HEADER_SEARCH_ROWS),
-                book.get_sheet_by_name(name).iter_rows(),
-                strict=False,
-            )
-        )
+        candidate = book.get_sheet_by_name(name)
+        head = zip(range(HEADER_SEARCH_ROWS), candidate.iter_rows(), strict=False)
         _, score = _find_header([row for _, row in head], specs)
         if score >= enough:
-            return name
+            return candidate
         if score > best_score:
-            best, best_score = name, score
-    if best_score:
+            best, best_score = candidate, score
+    if best is not None:
         return best
     raise WorkbookError(
         f"{label} has no sheet whose header matches the task's columns "
@@ -500,8 +558,8 @@ def _read_xlsx(
     book = _open_xlsx(path, grid.label)
     with book:
         try:
-            name = _pick_sheet(book, specs, sheet, grid.label)
-            worksheet = book.get_sheet_by_name(name)
+            worksheet = _pick_sheet(book, specs, sheet, grid.label)
+            name = worksheet.name
             start = worksheet.start
             rows: Iterator[Sequence[CellValue]] = worksheet.iter_rows()
             if _written_by_libreoffice(path):

@@ -1,0 +1,233 @@
+"""Workbook speed and memory: read_workbook against raw calamine and pandas/openpyxl.
+
+Run: .venv/bin/python benchmarks/bench_workbook.py [--rows 100000] [--cols 20]
+     [--violations 10000] [--skip-pandas] [--workdir DIR]
+
+Every measurement runs in a fresh subprocess, so its peak resident memory
+(`ru_maxrss`, which includes calamine's Rust allocations) is its own. Figures
+are printed as ratios against raw python-calamine on the same file, in the same
+run; the goal for read_workbook is within 1.3x of raw calamine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+KINDS = ("string", "string", "number", "integer", "date", "boolean", "list")
+
+
+def schema_for(cols: int) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for index in range(cols):
+        kind = KINDS[index % len(KINDS)]
+        name = f"col_{index:02d}_{kind}"
+        if kind == "date":
+            properties[name] = {"type": "string", "format": "date"}
+        elif kind == "list":
+            properties[name] = {"type": "array", "items": {"type": "string"}}
+        else:
+            properties[name] = {"type": kind}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [next(iter(properties))],
+    }
+
+
+def cell(kind: str, row: int, col: int) -> Any:
+    if kind == "string":
+        return f"S{row:06d}-{col}" if col else f"{row:07d}"
+    if kind == "number":
+        return row * 0.25 + col
+    if kind == "integer":
+        return row % 1000
+    if kind == "date":
+        return dt.date(2000, 1, 1) + dt.timedelta(days=row % 9000)
+    if kind == "boolean":
+        return row % 2 == 0
+    return f"tag{row % 7}, tag{col}"
+
+
+def build_xlsx(path: Path, rows: int, cols: int) -> None:
+    import openpyxl
+
+    schema = schema_for(cols)
+    names = list(schema["properties"])
+    kinds = [KINDS[i % len(KINDS)] for i in range(cols)]
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("data")
+    sheet.append(names)
+    for row in range(rows):
+        sheet.append([cell(kind, row, col) for col, kind in enumerate(kinds)])
+    book.save(path)
+
+
+def measure(
+    name: str, path: Path, cols: int, violations: int, trace: bool
+) -> dict[str, Any]:
+    """One measurement in this process: seconds, or the peak Python heap.
+
+    tracemalloc slows Python code (not calamine's Rust) down, so the heap is
+    measured in a separate run from the timing.
+    """
+    if trace:
+        tracemalloc.start()
+    started = time.perf_counter()
+    if name == "calamine":
+        from python_calamine import CalamineWorkbook
+
+        with CalamineWorkbook.from_path(str(path)) as book:
+            result = len(book.get_sheet_by_name("data").to_python())
+    elif name == "read_workbook":
+        from curation_sync.workbook import read_workbook
+
+        result = len(read_workbook(path, schema=schema_for(cols)).rows)
+    elif name == "pandas_openpyxl":
+        import pandas
+
+        result = len(pandas.read_excel(path, engine="openpyxl", dtype=str))
+    elif name == "sidecar":
+        result = write_big_sidecar(path.parent, violations)
+    else:
+        raise SystemExit(f"unknown measurement {name}")
+    seconds = time.perf_counter() - started
+    heap_peak = tracemalloc.get_traced_memory()[1] if trace else 0
+    return {
+        "seconds": seconds,
+        "rows": result,
+        "heap_peak_mb": heap_peak / 2**20,
+        "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def write_big_sidecar(folder: Path, violations: int) -> int:
+    from curation_sync.sidecar import (
+        Counts,
+        ReportData,
+        SidecarReport,
+        Violation,
+        write_sidecar,
+    )
+
+    columns = ("animal_id", "genotype", "sex", "weight_g")
+    rows = tuple((f"A{n}", "wt", "other", str(-n)) for n in range(violations))
+    report = SidecarReport(
+        task_id=1,
+        task_name="bench",
+        record_set_id="syn1",
+        version=2,
+        validated_at=dt.datetime.now(dt.timezone.utc),
+        counts=Counts(valid=0, invalid=violations),
+        violations=tuple(
+            Violation(
+                n + 2,
+                f"A{n}",
+                "sex",
+                "other",
+                "#/sex: other is not a valid enum value",
+                ("#/sex: other is not a valid enum value",),
+            )
+            for n in range(violations)
+        ),
+        data=ReportData(columns, rows),
+    )
+    workbook = folder / "bench.xlsx"
+    write_sidecar(workbook, report)
+    return violations
+
+
+def run_once(
+    name: str, path: Path, cols: int, violations: int, trace: bool = False
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--measure", name, "--file", str(path),
+               "--cols", str(cols), "--violations", str(violations)]  # fmt: skip
+    if trace:
+        command.append("--trace")
+    output = subprocess.run(command, check=True, capture_output=True, text=True)
+    return dict(json.loads(output.stdout))
+
+
+def run(
+    name: str, path: Path, cols: int, violations: int, repeat: int = 1
+) -> dict[str, Any]:
+    """The fastest of `repeat` runs, with the heap peak of one traced run."""
+    runs = [run_once(name, path, cols, violations) for _ in range(repeat)]
+    best = min(runs, key=lambda r: r["seconds"])
+    best["rss_peak_mb"] = max(r["rss_peak_mb"] for r in runs)
+    best["heap_peak_mb"] = run_once(name, path, cols, violations, trace=True)[
+        "heap_peak_mb"
+    ]
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--cols", type=int, default=20)
+    parser.add_argument("--violations", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--measure")
+    parser.add_argument("--file", type=Path)
+    parser.add_argument("--trace", action="store_true")
+    args = parser.parse_args()
+
+    if args.measure:
+        result = measure(
+            args.measure, args.file, args.cols, args.violations, args.trace
+        )
+        print(json.dumps(result))
+        return
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-workbook-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"bench-{args.rows}x{args.cols}.xlsx"
+    if not path.exists():
+        started = time.perf_counter()
+        build_xlsx(path, args.rows, args.cols)
+        print(f"built {path} in {time.perf_counter() - started:.1f} s")
+    print(f"file: {args.rows} rows x {args.cols} columns, "
+          f"{path.stat().st_size / 2**20:.1f} MB")  # fmt: skip
+
+    raw = run("calamine", path, args.cols, args.violations, args.repeat)
+    ours = run("read_workbook", path, args.cols, args.violations, args.repeat)
+    lines = [("raw python-calamine to_python()", raw), ("read_workbook", ours)]
+    if not args.skip_pandas:
+        lines.append(
+            ("pandas.read_excel(openpyxl, dtype=str)",
+             run("pandas_openpyxl", path, args.cols, args.violations))
+        )  # fmt: skip
+    for label, result in lines:
+        print(
+            f"{label:42s} {result['seconds']:7.2f} s  "
+            f"{result['seconds'] / raw['seconds']:5.2f}x calamine  "
+            f"peak RSS {result['rss_peak_mb']:7.1f} MB  "
+            f"peak Python heap {result['heap_peak_mb']:7.1f} MB"
+        )
+    if not args.skip_pandas:
+        pandas_seconds = lines[2][1]["seconds"]
+        print(
+            f"read_workbook is {pandas_seconds / ours['seconds']:.1f}x faster than pandas"
+        )
+
+    sidecar = run("sidecar", path, args.cols, args.violations)
+    print(
+        f"sidecar with {args.violations} violations         "
+        f"{sidecar['seconds']:7.2f} s  peak RSS {sidecar['rss_peak_mb']:7.1f} MB  "
+        f"peak Python heap {sidecar['heap_peak_mb']:7.1f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
