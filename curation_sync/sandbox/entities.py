@@ -153,6 +153,25 @@ def get_entity(app: App, request: Request) -> Reply:
     return Reply(200, entity_json(app, row, version))
 
 
+def get_entity_type(app: App, request: Request) -> Reply:
+    """GET /entity/{id}/type: the EntityHeader."""
+    row = readable_entity(app, request)
+    header = {
+        "id": syn(row["id"]),
+        "name": row["name"],
+        "type": CONCRETE_TYPES[row["kind"]],
+        "versionNumber": int(row["version"]),
+        "versionLabel": str(row["version"]),
+        "benefactorId": int(row["project_id"]),
+        "createdOn": row["created_on"],
+        "modifiedOn": row["modified_on"],
+        "createdBy": str(row["created_by"]),
+        "modifiedBy": str(row["modified_by"]),
+        "isLatestVersion": True,
+    }
+    return Reply(200, header)
+
+
 def get_annotations(app: App, request: Request) -> Reply:
     """GET /entity/{id}/annotations2."""
     return Reply(200, annotations_json(readable_entity(app, request)))
@@ -220,5 +239,6 @@ def register(app: App) -> None:
     app.route("GET", version, get_entity)
     app.route("GET", entity + r"/version", list_versions)
     app.route("GET", entity + r"/column", get_columns)
+    app.route("GET", entity + r"/type", get_entity_type)
     app.route("GET", entity + r"/annotations2", get_annotations)
     app.route("PUT", entity + r"/annotations2", put_annotations)

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from curation_sync.sandbox.access import has_access, parse_syn
 from curation_sync.sandbox.apierror import ApiError, bad_request, forbidden, not_found
 from curation_sync.sandbox.server import App, Reply, Request, User
+from curation_sync.sandbox.store import now_iso
 
 S3_FILE_HANDLE = "org.sagebionetworks.repo.model.file.S3FileHandle"
 URL_LIFETIME_SECONDS = 900
@@ -236,7 +237,7 @@ def _upload_status(row: Any) -> dict[str, Any]:
         "startedBy": str(row["user_id"]),
         "state": row["state"],
         "partsState": row["parts_state"],
-        "updatedOn": "",
+        "updatedOn": now_iso(),
     }
     if row["result_fh"] is not None:
         status["resultFileHandleId"] = str(row["result_fh"])

@@ -109,7 +109,6 @@ def get_job(app: App, request: Request) -> Reply:
     status = {
         "jobId": token,
         "jobCanceling": False,
-        "requestBody": json.loads(row["request"]),
         "etag": row["etag"],
         "startedByUserId": int(row["user_id"]),
         "startedOn": row["started_on"],

@@ -22,10 +22,12 @@ from curation_sync.sandbox import (  # noqa: F401 - register job types
     access,
     admin,
     entities,
+    entity_writes,
     files,
     grid_jobs,
     grids,
     jobs,
+    schemas,
     sync_jobs,
     tasks,
 )
@@ -99,7 +101,17 @@ class Sandbox:
             bytes.fromhex(secret),
             job_polls_before_done=self.job_polls_before_done,
         )
-        for module in (access, tasks, entities, files, grids, jobs, admin):
+        for module in (
+            access,
+            tasks,
+            entities,
+            entity_writes,
+            schemas,
+            files,
+            grids,
+            jobs,
+            admin,
+        ):
             module.register(app)
         if store.get_meta("ids") is None:
             ids = seed(app, load_scenario(self.scenario)) if self.scenario else {}
