@@ -15,7 +15,7 @@ The client's own retry windows are bounded when an adapter is built
 (`STANDARD_RETRY_ASYNC_PARAMS["retry_max_wait_before_failure"]` and
 `STANDARD_RETRY_PARAMS["retries"]` are module-level dicts the client copies on each
 call), so one call cannot hang for the default twenty minutes. Those dicts are
-process-wide: the last adapter built sets them.
+process-wide; each adapter call sets them to its own limits first.
 """
 
 from __future__ import annotations
@@ -155,9 +155,12 @@ def _route_client_logging(syn: Synapse) -> None:
 
 def bound_client_retries(limits: RetryLimits) -> None:
     """Bound synapseclient's process-wide retry windows (see the module docstring)."""
-    synapseclient.client.STANDARD_RETRY_ASYNC_PARAMS[
-        "retry_max_wait_before_failure"
-    ] = limits.max_wait_seconds
+    async_params = synapseclient.client.STANDARD_RETRY_ASYNC_PARAMS
+    async_params["retry_max_wait_before_failure"] = limits.max_wait_seconds
+    # The wait before the last retry may exceed the total; cap each wait as well.
+    async_params["retry_max_back_off"] = min(
+        10.0, max(0.5, limits.max_wait_seconds / 2)
+    )
     synapseclient.client.STANDARD_RETRY_PARAMS["retries"] = limits.retries
     synapseclient.client.STANDARD_RETRY_PARAMS["max_wait"] = min(
         30, max(1, math.ceil(limits.max_wait_seconds))
@@ -452,6 +455,8 @@ class SynapseAdapter:
     def _call(self, what: str, cost: int, run: Callable[[], T]) -> T:
         """Run one client operation under the limiter, translating its failures."""
         _refuse_inside_event_loop(what)
+        # Other code in the process may have changed the shared retry dicts.
+        bound_client_retries(self.limits)
         with self.limiter.slot(cost):
             self.calls += 1
             logger.debug("Synapse: %s", what)

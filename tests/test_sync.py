@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from synapseclient import Synapse
+from synapseclient.models import CurationTask, RecordBasedMetadataTaskProperties
 
 from curation_sync.sandbox import Sandbox
 from curation_sync.sidecar import sidecar_path
 from curation_sync.synapse import SynapseAdapter
 from curation_sync.sync import SyncEngine
+from curation_sync.workbook import read_identity
 from tests.synctools import (
     delete_xlsx_row,
     edit_remotely,
@@ -20,6 +25,7 @@ from tests.synctools import (
     make_engine,
     remote_rows,
     sheet_rows,
+    wait_until,
 )
 
 WORKBOOK = "AnimalMetadata_Curation.xlsx"
@@ -188,3 +194,165 @@ def test_a_save_changing_most_rows_waits_for_an_explicit_confirm(
 
     assert confirmed.outcome == "pushed"
     assert engine.ctx.state.outbox("push") == []
+
+
+def test_a_new_task_assigned_to_the_user_appears_as_a_workbook_after_a_poll(
+    engine: SyncEngine,
+    make_client: object,
+    sandbox: Sandbox,
+    ids: dict[str, str],
+) -> None:
+    engine.poll()
+    admin = make_client(sandbox.token("admin"))  # type: ignore[operator]
+    demo_user = sandbox.info()["users"]["demo"]["id"]
+    CurationTask(
+        project_id=ids["project"],
+        data_type="Mice: cohort 2/3",
+        instructions="Fill in the second cohort.",
+        task_properties=RecordBasedMetadataTaskProperties(
+            record_set_id=ids["record_set"]
+        ),
+        assignee_principal_id=demo_user,
+    ).store(synapse_client=admin)
+
+    result = engine.poll()
+
+    created = engine.ctx.settings.folder.resolve() / "Mice_ cohort 2_3.xlsx"
+    assert created.exists()
+    assert len(result.new_tasks) == 1
+    assert [p.outcome for p in result.pulls] == ["written"]
+    assert read_identity(created) is not None
+    assert engine.on_settled(created) is not None
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from curation_sync.state import StateStore
+from curation_sync.synapse import RetryLimits, SynapseAdapter
+from curation_sync.sync import SyncEngine, SyncSettings
+
+endpoint, token, home, folder, project, workbook = sys.argv[1:]
+Path(home).mkdir(parents=True)
+config = Path(home) / "synapseConfig"
+config.write_text("")
+adapter = SynapseAdapter(endpoint, token, cache_dir=Path(home) / "cache",
+                         config_path=config, limits=RetryLimits(1.0, 1, 10, 60))
+engine = SyncEngine(adapter, StateStore(Path(folder)),
+                    SyncSettings(folder=Path(folder), project_id=project))
+engine.push(Path(workbook))
+"""
+
+
+def test_a_push_killed_mid_way_completes_after_a_restart_without_duplicate_rows(
+    workbook: Path,
+    engine: SyncEngine,
+    sandbox: Sandbox,
+    synapse_client: Synapse,
+    ids: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    edit_xlsx(
+        workbook,
+        {(2, "genotype"): "HOM", (7, "animal_id"): "A006", (7, "genotype"): "WT"},
+    )
+    # The daemon will hang polling the synchronize job: kill it there.
+    sandbox.faults.add(r"/grid/synchronize/async/get/", kind="delay", delay_seconds=2)
+    folder = engine.ctx.settings.folder
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            sandbox.endpoint,
+            sandbox.token("demo"),
+            str(tmp_path / "child"),
+            str(folder),
+            ids["project"],
+            str(workbook),
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        wait_until(
+            lambda: (
+                child.poll() is not None
+                or sandbox.request_log.count("GET", r"/grid/synchronize/async/get/") > 0
+            ),
+            60,
+            "the child's push to reach the synchronize step",
+        )
+        assert child.poll() is None, "the child push ended before it could be killed"
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    sandbox.faults.clear()
+    [entry] = engine.ctx.state.outbox("push")
+    assert entry.stage == "pushed" or entry.stage == "imported"
+
+    restarted = make_engine(engine.ctx.adapter, folder, ids["project"])
+    [result] = restarted.resume_pending()
+
+    assert result.outcome in ("pushed", "up-to-date")
+    assert restarted.ctx.state.outbox("push") == []
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    keys = [row["animal_id"] for row in rows]
+    assert sorted(keys) == ["A001", "A002", "A003", "A004", "A005", "A006"]
+    assert {row["animal_id"]: row for row in rows}["A001"]["genotype"] == "HOM"
+    assert restarted.on_settled(workbook) is not None
+
+
+def test_a_push_that_failed_after_the_import_is_retried_without_duplicate_rows(
+    workbook: Path,
+    engine: SyncEngine,
+    sandbox: Sandbox,
+    synapse_client: Synapse,
+    ids: dict[str, str],
+) -> None:
+    edit_xlsx(workbook, {(7, "animal_id"): "A006", (7, "genotype"): "KO"})
+    sandbox.faults.add(r"/grid/synchronize/async/start", kind="job_fail", count=1)
+
+    failed = engine.on_settled(workbook)
+
+    assert failed is not None
+    assert failed.outcome == "failed"
+    [entry] = engine.ctx.state.outbox("push")
+    assert entry.stage == "imported"
+    later = engine.ctx.clock() + dt.timedelta(hours=1)
+    engine.ctx.clock = lambda: later
+
+    [retried] = engine.resume_pending()
+
+    assert retried.outcome == "pushed"
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    assert [row["animal_id"] for row in rows].count("A006") == 1
+    assert engine.ctx.state.outbox("push") == []
+
+
+def test_an_edit_saved_while_synapse_is_down_is_queued_and_lands_afterwards(
+    workbook: Path,
+    engine: SyncEngine,
+    sandbox: Sandbox,
+    synapse_client: Synapse,
+    ids: dict[str, str],
+) -> None:
+    sandbox.faults.add(r".*", kind="status", status=503)
+    edit_xlsx(workbook, {(4, "weight_g"): 23.75})
+
+    queued = engine.on_settled(workbook)
+    status = {s.path.name: s for s in engine.status()}[WORKBOOK]
+
+    assert queued is not None
+    assert queued.outcome == "deferred"
+    assert status.state == "retrying"
+    assert "try again later" in status.detail
+    assert engine.resume_pending() == ()  # not due yet
+
+    sandbox.faults.clear()
+    later = engine.ctx.clock() + dt.timedelta(hours=1)
+    engine.ctx.clock = lambda: later
+    [landed] = engine.resume_pending()
+
+    assert landed.outcome == "pushed"
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    assert float({r["animal_id"]: r for r in rows}["A003"]["weight_g"]) == 23.75
