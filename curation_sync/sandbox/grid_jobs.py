@@ -11,11 +11,15 @@ from curation_sync.sandbox.apierror import bad_request, forbidden
 from curation_sync.sandbox.files import load_file_handle
 from curation_sync.sandbox.grids import (
     accessible_grid,
+    append_rows,
     grid_columns,
     grid_json,
+    key_index,
     load_rows,
     replace_rows,
-    row_key,
+    rows_by_number,
+    touch_grid,
+    update_rows,
 )
 from curation_sync.sandbox.jobs import job_type, require_fields
 from curation_sync.sandbox.records import (
@@ -306,28 +310,33 @@ def _apply_import(
     keys: list[str],
     changes: list[tuple[list[Any], dict[str, Any | None]]],
 ) -> dict[str, Any]:
-    rows = load_rows(app, int(grid["id"]))
-    by_key: dict[str, list[int]] = {}
-    for position, (_, row) in enumerate(rows):
-        found = row_key(row, keys)
-        if found is not None:
-            by_key.setdefault(found, []).append(position)
+    session_id = int(grid["id"])
+    by_key = key_index(app, grid, keys)
+    matched = {
+        key_text(key_values): by_key.get(key_text(key_values), [])
+        for key_values, _ in changes
+    }
+    rows = rows_by_number(app, session_id, (n for ns in matched.values() for n in ns))
+    added: list[dict[str, Any]] = []
     created = updated = 0
     for key_values, values in changes:
-        matches = by_key.get(key_text(key_values), [])
-        targets = [rows[position][1] for position in matches] or [{}]
+        numbers = matched[key_text(key_values)]
+        targets = [rows[number] for number in numbers] or [{}]
         for target in targets:
             for name, value in values.items():
                 if value is None:
                     target.pop(name, None)
                 else:
                     target[name] = None if value is _NULL else value
-        if matches:
-            updated += len(matches)
+        if numbers:
+            updated += len(numbers)
         else:
             created += 1
-            rows.append((0, targets[0]))
-    replace_rows(app, int(grid["id"]), (row for _, row in rows), keys)
+            added.append(targets[0])
+    with app.store.tx():
+        update_rows(app, session_id, rows, keys)
+        append_rows(app, session_id, added, keys)
+        touch_grid(app, session_id)
     return {
         "concreteType": GRID + "GridCsvImportResponse",
         "sessionId": str(grid["id"]),

@@ -96,18 +96,87 @@ def load_rows(app: App, session_id: int) -> list[tuple[int, dict[str, Any]]]:
 def replace_rows(
     app: App, session_id: int, rows: Iterable[Mapping[str, Any]], keys: Sequence[str]
 ) -> None:
-    """Replace every row of a grid, in the given order."""
+    """Replace every row of a grid, in the given order, keyed by `keys`."""
     with app.store.tx():
         app.store.run("DELETE FROM grid_rows WHERE session_id = ?", (session_id,))
+        append_rows(app, session_id, rows, keys, first_row=1)
+        touch_grid(app, session_id, row_keys=json.dumps(list(keys)))
+
+
+def append_rows(
+    app: App,
+    session_id: int,
+    rows: Iterable[Mapping[str, Any]],
+    keys: Sequence[str],
+    *,
+    first_row: int | None = None,
+) -> None:
+    """Add rows after the grid's last row."""
+    with app.store.tx():
+        if first_row is None:
+            last = app.store.one(
+                "SELECT MAX(row_no) AS n FROM grid_rows WHERE session_id = ?",
+                (session_id,),
+            )
+            first_row = int(last["n"] or 0) + 1 if last is not None else 1
         app.store.run_many(
             "INSERT INTO grid_rows (session_id, row_no, row_key, data)"
             " VALUES (?, ?, ?, ?)",
             (
                 (session_id, number, row_key(row, keys), json.dumps(row))
-                for number, row in enumerate(rows, start=1)
+                for number, row in enumerate(rows, start=first_row)
             ),
         )
-        touch_grid(app, session_id)
+
+
+def update_rows(
+    app: App,
+    session_id: int,
+    rows: Mapping[int, Mapping[str, Any]],
+    keys: Sequence[str],
+) -> None:
+    """Write changed rows back under their row numbers."""
+    app.store.run_many(
+        "UPDATE grid_rows SET data = ?, row_key = ?"
+        " WHERE session_id = ? AND row_no = ?",
+        (
+            (json.dumps(row), row_key(row, keys), session_id, number)
+            for number, row in rows.items()
+        ),
+    )
+
+
+def key_index(app: App, grid: Any, keys: Sequence[str]) -> dict[str, list[int]]:
+    """Row numbers by upsert-key text, re-keying the grid if its key changed."""
+    if json.loads(grid["row_keys"]) != list(keys):
+        rows = [row for _, row in load_rows(app, int(grid["id"]))]
+        replace_rows(app, int(grid["id"]), rows, keys)
+    index: dict[str, list[int]] = {}
+    for found in app.store.all(
+        "SELECT row_no, row_key FROM grid_rows WHERE session_id = ?"
+        " AND row_key IS NOT NULL ORDER BY row_no",
+        (grid["id"],),
+    ):
+        index.setdefault(found["row_key"], []).append(int(found["row_no"]))
+    return index
+
+
+def rows_by_number(
+    app: App, session_id: int, numbers: Iterable[int]
+) -> dict[int, dict[str, Any]]:
+    """The data of some rows, by row number."""
+    wanted = sorted(set(numbers))
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" for _ in chunk)
+        for row in app.store.all(
+            f"SELECT row_no, data FROM grid_rows WHERE session_id = ?"
+            f" AND row_no IN ({marks})",
+            [session_id, *chunk],
+        ):
+            found[int(row["row_no"])] = json.loads(row["data"])
+    return found
 
 
 def row_key(row: Mapping[str, Any], keys: Sequence[str]) -> str | None:

@@ -82,13 +82,10 @@ def validate_rows(
     """Per row: valid or not (None without a schema), the one-line and all messages."""
     if schema is None:
         return [(None, None, []) for _ in rows]
-    results: list[tuple[bool | None, str | None, list[str]]] = []
-    for row in rows:
-        messages = validation.validate_record(schema, row)
-        results.append(
-            (not messages, validation.summarize_messages(messages), list(messages))
-        )
-    return results
+    return [
+        (not messages, validation.summarize_messages(messages), list(messages))
+        for messages in validation.validate_records(schema, rows)
+    ]
 
 
 def validation_csv(

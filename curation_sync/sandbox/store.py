@@ -54,10 +54,12 @@ CREATE TABLE IF NOT EXISTS grids (
     id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL, source_kind TEXT NOT NULL,
     baseline_version INTEGER, started_by INTEGER NOT NULL, owner INTEGER NOT NULL,
     auth_mode TEXT, schema_id TEXT, columns TEXT NOT NULL, started_on TEXT NOT NULL,
-    modified_on TEXT NOT NULL, etag TEXT NOT NULL, last_replica INTEGER NOT NULL);
+    modified_on TEXT NOT NULL, etag TEXT NOT NULL, last_replica INTEGER NOT NULL,
+    row_keys TEXT NOT NULL DEFAULT '[]');
 CREATE TABLE IF NOT EXISTS grid_rows (
     session_id INTEGER NOT NULL, row_no INTEGER NOT NULL, row_key TEXT,
     data TEXT NOT NULL, PRIMARY KEY (session_id, row_no));
+CREATE INDEX IF NOT EXISTS grid_rows_by_key ON grid_rows (session_id, row_key);
 CREATE TABLE IF NOT EXISTS replicas (
     id INTEGER NOT NULL, session_id INTEGER NOT NULL, created_by INTEGER NOT NULL,
     created_on TEXT NOT NULL, PRIMARY KEY (session_id, id));

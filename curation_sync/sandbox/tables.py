@@ -70,11 +70,11 @@ def _quote(text: str) -> str:
 def infer_type(values: Iterable[str]) -> str:
     """The preview column type that accepts every non-blank value."""
     candidates = ["BOOLEAN", "INTEGER", "DOUBLE", "DATE", "ENTITYID", "STRING"]
-    longest = 0
-    for value in values:
-        if value == NULL_LIKE:
-            continue
-        longest = max(longest, len(value))
+    # Each distinct value is checked once; record sets repeat values a lot.
+    distinct = set(values)
+    distinct.discard(NULL_LIKE)
+    longest = max(map(len, distinct), default=0)
+    for value in distinct:
         candidates = [kind for kind in candidates if _accepts(kind, value)]
     if longest > 1000 and candidates[0] == "STRING":
         return "LARGETEXT" if longest > 50_000 else "MEDIUMTEXT"
@@ -168,7 +168,8 @@ def cell_text(value: Any) -> str | None:
 
 def key_text(values: Sequence[Any]) -> str:
     """One text for the values of the upsert-key columns of a row."""
-    return json.dumps([cell_text(value) for value in values], ensure_ascii=False)
+    # A unit separator cannot occur in key cells read from CSV text.
+    return "\x1f".join(cell_text(value) or "" for value in values)
 
 
 def row_from_cells(
