@@ -218,7 +218,8 @@ def main() -> None:
     if not args.skip_pandas:
         pandas_seconds = lines[2][1]["seconds"]
         print(
-            f"read_workbook is {pandas_seconds / ours['seconds']:.1f}x faster than pandas"
+            f"read_workbook is {pandas_seconds / ours['seconds']:.1f}x faster "
+            "than pandas"
         )
 
     sidecar = run("sidecar", path, args.cols, args.violations)

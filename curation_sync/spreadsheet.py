@@ -88,9 +88,15 @@ class WorkbookIdentity:
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that readers see the old or the new file only.
 
-    The bytes go to a dot-named temporary file in the same folder, are flushed
-    to disk, and then renamed over the target.
+    The bytes go to a dot-named temporary file in the same folder (watchers
+    ignore dot files), are flushed to disk, and then renamed over the target,
+    which keeps its permission bits.
     """
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        # Reading the umask means changing it, which races other threads.
+        mode = 0o644
     handle, temp_name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
@@ -99,7 +105,7 @@ def write_atomically(path: Path, data: bytes) -> None:
             temp.write(data)
             temp.flush()
             os.fsync(temp.fileno())
-        os.chmod(temp_name, 0o644)
+        os.chmod(temp_name, mode)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

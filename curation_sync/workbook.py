@@ -12,12 +12,19 @@ cells by column and silently turns some text into other values (any boolean but
   `WorkbookError`; cell and column issues do not, so one bad cell cannot stop
   the other rows.
 - XLSX goes through python-calamine (Rust) for speed; openpyxl loads every
-  cell as an object with styles and was about ten times slower on big sheets.
+  cell as an object with styles (`pandas.read_excel` with openpyxl took 13
+  times as long on 100,000 x 20 cells, see benchmarks/bench_workbook.py).
   Calamine already ignores value-less formatted cells; rows of empty strings
   are trimmed while streaming, so a sheet claiming a million rows stays cheap.
-- Writing (pull) uses openpyxl, which can set number formats, data validation,
-  comments and document properties. Every string is written as a string cell,
-  so a value from Synapse never becomes a formula.
+- Writing (pull) lives in `spreadsheet.py` and cell shaping in `cells.py`;
+  this module re-exports the writing API so callers have one import.
+
+Limitations:
+    Formula errors (`#DIV/0!`) read as empty cells: calamine reports them as
+    empty text. Formulas saved by a program that stores no cached value
+    (openpyxl) read as empty until Excel or LibreOffice saves the file once.
+    A date LibreOffice shows as 1900-02-27 reads as 1900-02-28 (its serial
+    and that of Excel's fictional 1900-02-29 both read as the 28th).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import io
 import itertools
 import json
 import logging
+import operator
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -330,10 +338,9 @@ def _build_table(
     # CSV rows can be short; zip(*rows) would cut every column to the shortest.
     if any(len(row) != width for row in data):
         data = [[*row, *[""] * (width - len(row))] for row in data]
-    raw_columns = list(zip(*data, strict=True)) if data else []
     columns: list[list[str]] = []
     for index, name, spec in kept:
-        cells = raw_columns[index] if raw_columns else ()
+        cells = list(map(operator.itemgetter(index), data))
         columns.append(_shape_column(grid, cells, spec, name, sheet_rows))
     return Table(
         columns=tuple(name for _, name, _ in kept),
@@ -559,14 +566,11 @@ def _read_xlsx(
     with book:
         try:
             worksheet = _pick_sheet(book, specs, sheet, grid.label)
-            name = worksheet.name
-            start = worksheet.start
-            rows: Iterator[Sequence[CellValue]] = worksheet.iter_rows()
             if _written_by_libreoffice(path):
                 grid.fix = _undo_libreoffice_epoch
-            grid.sheet_name = name
-            first = start[0] + 1 if start else 1
-            return _build_table(grid, rows, specs, first_row_number=first)
+            grid.sheet_name = worksheet.name
+            # iter_rows starts at the sheet's first row, even when it is empty.
+            return _build_table(grid, worksheet.iter_rows(), specs)
         except CalamineError as error:
             raise WorkbookError(
                 f"{grid.label} is not a readable workbook ({error}); open it in Excel "

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import shutil
 import subprocess
+import tracemalloc
 import uuid
 import zipfile
 from collections.abc import Callable, Sequence
@@ -492,10 +493,56 @@ def test_a_sheet_claiming_a_million_formatted_rows_reads_only_the_data(
 ) -> None:
     path = write_formatted_rows_workbook(tmp_path / "big.xlsx", rows=1_048_576)
 
-    table = read_workbook(path, schema=SCHEMA)
+    tracemalloc.start()
+    try:
+        table = read_workbook(path, schema=SCHEMA)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
     assert table.rows == (("A1", "male"),)
     assert table.columns == ("animal_id", "sex")
+    assert peak < 20 * 2**20, f"reading held {peak / 2**20:.0f} MB of Python objects"
+
+
+def test_a_sheet_whose_data_starts_away_from_a1_keeps_the_row_numbers_people_see(
+    tmp_path: Path,
+) -> None:
+    def build(book: openpyxl.Workbook) -> None:
+        sheet = book.active
+        sheet["C3"] = "animal_id"
+        sheet["D3"] = "sex"
+        sheet["C4"] = "A1"
+        sheet["D6"] = "male"
+
+    table = read_workbook(make_xlsx(tmp_path / "a.xlsx", build), schema=SCHEMA)
+
+    assert table.columns == ("animal_id", "sex")
+    assert table.rows == (("A1", ""), ("", "male"))
+    assert table.sheet_rows == (4, 6)
+
+
+def test_list_items_are_typed_by_the_items_schema_and_bad_items_reported(
+    tmp_path: Path,
+) -> None:
+    schema = {
+        "properties": {
+            "counts": {"type": "array", "items": {"type": "integer"}},
+            "flags": {"type": ["array", "null"], "items": {"$ref": "#/$defs/flag"}},
+        },
+        "$defs": {"flag": {"type": "boolean"}},
+    }
+    path = write_csv(
+        tmp_path / "a.csv", 'counts,flags\n"1, 2",true; FALSE\n"3, x",\n7,yes\n'
+    )
+
+    table = read_workbook(path, schema=schema)
+
+    assert table.rows == (("[1,2]", "[true,false]"), ("3, x", ""), ("[7]", "yes"))
+    assert [(p.kind, p.sheet_row) for p in table.problems] == [
+        ("not-an-integer", 3),
+        ("not-a-boolean", 4),
+    ]
 
 
 def write_formatted_rows_workbook(path: Path, rows: int) -> Path:
@@ -684,10 +731,25 @@ def test_format_table_prints_csv_as_pushed_and_json_with_problems(
 def test_write_atomically_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "out.xlsx"
     target.write_bytes(b"old")
+    target.chmod(0o600)
 
     write_atomically(target, b"new")
 
     assert target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
+
+
+def test_write_atomically_leaves_the_old_file_when_writing_fails(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "out.xlsx"
+    target.write_bytes(b"old")
+
+    with pytest.raises(TypeError):
+        write_atomically(target, "not bytes")  # type: ignore[arg-type]
+
+    assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
 
 
