@@ -461,8 +461,14 @@ def _read_bytes(path: Path, label: str) -> bytes:
 
 
 def _open_xlsx(path: Path, label: str) -> CalamineWorkbook:
-    with path.open("rb") as handle:
-        magic = handle.read(8)
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(8)
+    except OSError as error:
+        raise WorkbookError(
+            f"Could not read {label} ({error.strerror}); check that it exists "
+            "and is readable."
+        ) from None
     if not magic:
         raise WorkbookError(
             f"{label} is empty (0 bytes); save the workbook again from Excel or "

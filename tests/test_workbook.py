@@ -642,6 +642,28 @@ def test_unreadable_files_give_one_clear_message(
         read_workbook(path, schema=SCHEMA)
 
 
+def test_a_zip_that_is_not_a_workbook_and_a_missing_file_are_clear_errors(
+    tmp_path: Path,
+) -> None:
+    not_a_workbook = tmp_path / "animals.xlsx"
+    with zipfile.ZipFile(not_a_workbook, "w") as archive:
+        archive.writestr("word/document.xml", "<document/>")
+
+    with pytest.raises(WorkbookError, match=r"animals\.xlsx is not a readable"):
+        read_workbook(not_a_workbook, schema=SCHEMA)
+    with pytest.raises(WorkbookError, match=r"Could not read gone\.xlsx"):
+        read_workbook(tmp_path / "gone.xlsx", schema=SCHEMA)
+    with pytest.raises(WorkbookError, match=r"Could not read gone\.csv"):
+        read_workbook(tmp_path / "gone.csv", schema=SCHEMA)
+
+
+def test_format_table_refuses_an_unknown_format(tmp_path: Path) -> None:
+    table = read_workbook(write_csv(tmp_path / "a.csv", "animal_id\nA1\n"))
+
+    with pytest.raises(ValueError, match="use csv or json"):
+        format_table(table, "tsv")
+
+
 def test_a_truncated_workbook_is_reported_as_damaged(
     tmp_path: Path, traps_workbooks: dict[str, Path]
 ) -> None:
