@@ -144,7 +144,9 @@ def measure_latencies(
 
 def run_child(mode: str, options: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", mode, *sys.argv[1:]]
-    output = subprocess.run(command, check=True, capture_output=True, text=True)
+    output = subprocess.run(command, check=False, capture_output=True, text=True)
+    if output.returncode != 0:
+        raise RuntimeError(f"the {mode} run failed:\n{output.stderr}")
     result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
     return result
 

@@ -14,6 +14,7 @@ import os
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 # Names that are never workbooks even with a workbook suffix: Office owner files
@@ -135,3 +136,12 @@ def stat_signature(path: Path) -> Signature | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def walk_files(folders: Sequence[Path]) -> Iterator[Path]:
+    """Every file below the folders, skipping dot-folders (state, .git, caches)."""
+    for folder in folders:
+        for root, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+            for name in filenames:
+                yield Path(root) / name

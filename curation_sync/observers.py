@@ -1,10 +1,12 @@
-"""Which watchdog observer watches each folder, and starting it.
+"""Which watchdog observer watches each folder, and starting and stopping them.
 
 inotify (the native observer on Linux) sees only changes made by this machine,
 so a folder on a network share (NFS, SMB/CIFS, SSHFS, 9p and similar) is polled
-instead. inotify also needs one watch per folder: when the per-user limit is
-reached, watchdog fails on the top folder but skips sub-folders silently, so
-the number of watches is counted after start and a shortfall means polling.
+instead. inotify also needs one watch per folder: at the per-user limit watchdog
+fails on a top folder but skips sub-folders silently, so after start, and after
+a folder is created, the folders are compared with the inodes the kernel lists
+as watched (/proc/self/fdinfo), and a folder with unwatched sub-folders moves
+to polling.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 logger = logging.getLogger(__name__)
@@ -113,102 +116,153 @@ def _windows_network_drive(path: Path) -> str | None:
     return None
 
 
-def inotify_watch_shortfall(folders: Sequence[Path]) -> int:
-    """How many folders lack an inotify watch (watchdog skips sub-folders it
-    cannot watch silently); 0 when unknown or off Linux."""
+def inotify_watched_inodes() -> set[int] | None:
+    """Inodes of the folders this process watches with inotify; None off Linux."""
     if not sys.platform.startswith("linux"):
-        return 0
+        return None
 
-    wanted = 0
-    for folder in folders:
-        for _ in os.walk(folder):
-            wanted += 1
-
-    watches = 0
-    fd_dir = Path("/proc/self/fd")
+    inodes: set[int] = set()
     try:
-        for entry in fd_dir.iterdir():
-            try:
-                if os.readlink(entry) != "anon_inode:inotify":
-                    continue
-                info = (Path("/proc/self/fdinfo") / entry.name).read_text()
-            except OSError:
-                continue
-            watches += sum(
-                1 for line in info.splitlines() if line.startswith("inotify wd:")
-            )
+        entries = list(Path("/proc/self/fd").iterdir())
     except OSError:
-        return 0
-    return max(0, wanted - watches)
+        return None
+    for entry in entries:
+        try:
+            if os.readlink(entry) != "anon_inode:inotify":
+                continue
+            info = (Path("/proc/self/fdinfo") / entry.name).read_text()
+        except OSError:
+            continue
+        inodes.update(
+            int(match[1], 16)
+            for match in re.finditer(r"^inotify wd:\S+ ino:(\w+)", info, re.M)
+        )
+    return inodes
 
 
-def start_observers(
-    folders: Sequence[Path],
-    handler: FileSystemEventHandler,
-    *,
-    choice: ObserverChoice,
-    polling_interval_seconds: float,
-) -> tuple[list[BaseObserver], dict[Path, str]]:
-    """Start recursive observers; returns them and "native"/"polling" per folder."""
-    native: list[Path] = []
-    polling: list[Path] = []
-    for folder in folders:
-        fstype = network_filesystem(folder) if choice == "auto" else None
-        if choice == "polling" or fstype is not None:
-            polling.append(folder)
-        else:
-            native.append(folder)
-        if fstype is not None:
-            logger.info(
-                "Watching %s by polling every %s s: it is on a %s share, and "
-                "native events miss changes made by other machines",
-                folder,
-                polling_interval_seconds,
-                fstype,
-            )
+def count_unwatched_folders(folder: Path, watched: set[int]) -> int:
+    """How many folders at or below `folder` have no inotify watch."""
+    missing = 0
+    for root, _, _ in os.walk(folder):
+        try:
+            if os.stat(root).st_ino not in watched:
+                missing += 1
+        except OSError:
+            continue
+    return missing
 
-    observers: list[BaseObserver] = []
-    if native:
-        observer = _start_native(native, handler, polling_interval_seconds)
-        if observer is None:
+
+class Observers:
+    """The observers watching the folders: native where possible, else polling.
+
+    Limitations:
+        Moving a folder to polling at run time leaves a gap of up to one poll
+        during which changes are only found by the watcher's rescan.
+    """
+
+    def __init__(
+        self,
+        folders: Sequence[Path],
+        handler: FileSystemEventHandler,
+        *,
+        choice: ObserverChoice,
+        polling_interval_seconds: float,
+    ) -> None:
+        self._folders = list(folders)
+        self._handler = handler
+        self._choice = choice
+        self._polling_seconds = polling_interval_seconds
+        self._native: BaseObserver | None = None
+        self._native_watches: dict[Path, ObservedWatch] = {}
+        self._polling: BaseObserver | None = None
+        self._lock = threading.Lock()
+        self.kinds: dict[Path, str] = {}
+
+    def start(self) -> None:
+        """Start recursive observers; `kinds` says "native"/"polling" per folder."""
+        native: list[Path] = []
+        polling: list[Path] = []
+        for folder in self._folders:
+            fstype = network_filesystem(folder) if self._choice == "auto" else None
+            if self._choice == "polling" or fstype is not None:
+                polling.append(folder)
+            else:
+                native.append(folder)
+            if fstype is not None:
+                logger.info(
+                    "Watching %s by polling every %s s: it is on a %s share, and "
+                    "native events miss changes made by other machines",
+                    folder,
+                    self._polling_seconds,
+                    fstype,
+                )
+
+        if native and not self._start_native(native):
             polling.extend(native)
-            native = []
-        else:
-            observers.append(observer)
-    if polling:
-        observer = PollingObserver(timeout=polling_interval_seconds)
-        _schedule_and_start(observer, polling, handler)
-        observers.append(observer)
+        for folder in polling:
+            self._poll(folder)
 
-    kinds = dict.fromkeys(native, "native") | dict.fromkeys(polling, "polling")
-    return observers, kinds
+    def stop(self) -> None:
+        """Stop every observer and join its threads."""
+        observers = [o for o in (self._native, self._polling) if o is not None]
+        for observer in observers:
+            observer.stop()
+        for observer in observers:
+            if observer.is_alive():
+                observer.join()
 
+    def recheck_inotify_watches(self) -> list[Path]:
+        """Move folders with unwatched sub-folders to polling; returns them."""
+        watched = inotify_watched_inodes()
+        if watched is None:
+            return []
 
-def _start_native(
-    folders: list[Path], handler: FileSystemEventHandler, polling_seconds: float
-) -> BaseObserver | None:
-    # The instance limit strikes when the observer is made, the watch limit
-    # when the top folder is watched.
-    observer: BaseObserver | None = None
-    try:
-        observer = Observer()
-        _schedule_and_start(observer, folders, handler)
-    except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EMFILE):
-            raise
-        if observer is not None:
-            observer.unschedule_all()
-        _warn_inotify_limit(folders, str(error), polling_seconds)
-        return None
+        moved = []
+        with self._lock:
+            for folder, watch in list(self._native_watches.items()):
+                missing = count_unwatched_folders(folder, watched)
+                if not missing:
+                    continue
+                detail = f"{missing} of its sub-folders could not be watched"
+                _warn_inotify_limit([folder], detail, self._polling_seconds)
+                assert self._native is not None
+                self._native.unschedule(watch)
+                del self._native_watches[folder]
+                self._poll(folder)
+                moved.append(folder)
+        return moved
 
-    short = inotify_watch_shortfall(folders)
-    if short:
-        observer.stop()
-        observer.join()
-        detail = f"{short} of its sub-folders could not be watched"
-        _warn_inotify_limit(folders, detail, polling_seconds)
-        return None
-    return observer
+    def _start_native(self, folders: list[Path]) -> bool:
+        # The instance limit strikes when the observer is made, the watch limit
+        # when a top folder is watched.
+        observer: BaseObserver | None = None
+        try:
+            observer = Observer()
+            watches = {
+                folder: observer.schedule(self._handler, str(folder), recursive=True)
+                for folder in folders
+            }
+            observer.start()
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            if observer is not None:
+                observer.unschedule_all()
+            _warn_inotify_limit(folders, str(error), self._polling_seconds)
+            return False
+
+        self._native = observer
+        self._native_watches = watches
+        self.kinds.update(dict.fromkeys(folders, "native"))
+        self.recheck_inotify_watches()
+        return True
+
+    def _poll(self, folder: Path) -> None:
+        if self._polling is None:
+            self._polling = PollingObserver(timeout=self._polling_seconds)
+            self._polling.start()
+        self._polling.schedule(self._handler, str(folder), recursive=True)
+        self.kinds[folder] = "polling"
 
 
 def _warn_inotify_limit(
@@ -223,11 +277,3 @@ def _warn_inotify_limit(
         detail,
         polling_seconds,
     )
-
-
-def _schedule_and_start(
-    observer: BaseObserver, folders: list[Path], handler: FileSystemEventHandler
-) -> None:
-    for folder in folders:
-        observer.schedule(handler, str(folder), recursive=True)
-    observer.start()

@@ -35,13 +35,12 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers.api import BaseObserver
 
 from curation_sync.deadlines import Deadlines, Key
 from curation_sync.errors import ConfigError
@@ -55,9 +54,10 @@ from curation_sync.filesystem import (
     is_open_in_editor,
     is_temporary_name,
     stat_signature,
+    walk_files,
     workbooks_for_lock_file,
 )
-from curation_sync.observers import ObserverChoice, start_observers
+from curation_sync.observers import ObserverChoice, Observers
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ class Watcher:
     Workbooks present at `start()` are taken as the baseline: they are
     fingerprinted in the background and get no notice.
 
+    A Watcher starts once; `stop()` joins every thread it started.
+
     Limitations:
         A stale lock file left by a crashed editor keeps the workbook "open"
         until it is deleted. On macOS and BSD the network-share check relies on
@@ -165,8 +167,6 @@ class Watcher:
         self._on_editor_closed = on_editor_closed
         self._debounce_seconds = debounce_seconds
         self._stable_seconds = stable_seconds
-        self._observer_choice = observer
-        self._polling_interval_seconds = polling_interval_seconds
         self._rescan_interval_seconds = rescan_interval_seconds
         self._incomplete_timeout_seconds = incomplete_timeout_seconds
         self._is_own_write = is_own_write
@@ -177,8 +177,12 @@ class Watcher:
         self._lock = threading.Lock()
         self._states: dict[Path, _PathState] = {}
         self._open_in_editor: set[Path] = set()
-        self._observers: list[BaseObserver] = []
-        self._observer_kinds: dict[Path, str] = {}
+        self._observers = Observers(
+            self._folders,
+            _EventHandler(self),
+            choice=observer,
+            polling_interval_seconds=polling_interval_seconds,
+        )
         self._timers = Deadlines(self._fire)
         self._workers: ThreadPoolExecutor | None = None
         self._running = False
@@ -190,7 +194,7 @@ class Watcher:
     @property
     def observer_kinds(self) -> dict[Path, str]:
         """Which observer ("native" or "polling") watches each folder."""
-        return dict(self._observer_kinds)
+        return dict(self._observers.kinds)
 
     def start(self) -> None:
         """Take the baseline and start observing; returns once events flow."""
@@ -212,12 +216,7 @@ class Watcher:
                 )
             self._submit(self._take_baseline, path)
 
-        self._observers, self._observer_kinds = start_observers(
-            self._folders,
-            _EventHandler(self),
-            choice=self._observer_choice,
-            polling_interval_seconds=self._polling_interval_seconds,
-        )
+        self._observers.start()
 
         if self._rescan_interval_seconds:
             self._timers.arm(("rescan", Path()), self._rescan_interval_seconds)
@@ -228,12 +227,7 @@ class Watcher:
         Do not call it from inside a callback.
         """
         self._running = False
-        for observer in self._observers:
-            observer.stop()
-        for observer in self._observers:
-            if observer.is_alive():
-                observer.join()
-        self._observers.clear()
+        self._observers.stop()
         self._timers.stop()
         if self._workers is not None:
             self._workers.shutdown(wait=True, cancel_futures=True)
@@ -303,6 +297,9 @@ class Watcher:
     def _on_directory_event(self, kind: str, src: Path, dest: Path | None) -> None:
         # Files inside a created or moved-in folder get their own synthesised
         # events; a folder moved or deleted away only tells about the folder.
+        # A new folder may be one more than the inotify watch limit allows.
+        if kind in ("created", "moved"):
+            self._timers.arm(("watches", Path()), self._debounce_seconds)
         if kind not in ("moved", "deleted"):
             return
         if kind == "deleted" and src in self._folders:
@@ -356,6 +353,8 @@ class Watcher:
             self._submit(self._check_editor, path)
         elif what == "rescan":
             self._submit(self._rescan)
+        elif what == "watches":
+            self._submit(self._recheck_watches)
 
     def _submit(self, job: Callable[..., None], *args: Path) -> None:
         if not self._running or self._workers is None:
@@ -382,6 +381,10 @@ class Watcher:
             if state is not None:
                 state.busy = False
                 rerun, state.rerun = state.rerun, False
+                # Forget paths that are gone: temp names, deleted workbooks.
+                gone = not (state.known or state.own_fingerprints)
+                if gone and not rerun and delay is None:
+                    del self._states[path]
 
         if rerun:
             self._arm(path)
@@ -490,9 +493,14 @@ class Watcher:
 
     def _report_missing(self, path: Path) -> None:
         # Gone for the whole quiet period: Excel's rename dance would be over.
+        # The state is emptied, not removed, while this job still holds it.
         with self._lock:
-            state = self._states.pop(path, None)
-        if state is not None and state.known:
+            state = self._states.get(path)
+            if state is None:
+                return
+            was_known = state.known
+            self._states[path] = _PathState(busy=True, rerun=state.rerun)
+        if was_known:
             self._report_deleted(path)
 
     def _report_deleted(self, path: Path) -> None:
@@ -537,6 +545,11 @@ class Watcher:
             if self._on_editor_closed is not None:
                 self._call(self._on_editor_closed, workbook)
 
+    def _recheck_watches(self) -> None:
+        # A folder moved to polling may have missed changes meanwhile.
+        if self._observers.recheck_inotify_watches():
+            self._timers.arm(("rescan", Path()), 0)
+
     def _rescan(self) -> None:
         # Catch what events missed: an overflowed queue, an unwatched sub-folder.
         workbooks, locked = self._scan()
@@ -559,19 +572,12 @@ class Watcher:
         """Workbooks in the watched folders, and those with an editor lock file."""
         workbooks = []
         locked: set[Path] = set()
-        for path in self._walk():
+        for path in walk_files(self._folders):
             if is_lock_file(path):
                 locked.update(wb for wb in workbooks_for_lock_file(path) if wb.exists())
             elif self._is_workbook(path):
                 workbooks.append(path)
         return workbooks, locked
-
-    def _walk(self) -> Iterator[Path]:
-        for folder in self._folders:
-            for root, dirnames, filenames in os.walk(folder):
-                dirnames[:] = [name for name in dirnames if not name.startswith(".")]
-                for name in filenames:
-                    yield Path(root) / name
 
     def _is_workbook(self, path: Path) -> bool:
         if path.suffix.lower() not in self._suffixes:

@@ -769,7 +769,7 @@ def test_a_real_libreoffice_edit_and_save_gives_one_notice_and_editor_events(
 
 
 LIMITED_WATCHER = """
-import logging, queue, sys
+import logging, queue, sys, time
 from pathlib import Path
 from curation_sync.watcher import Watcher
 
@@ -781,13 +781,24 @@ watcher = Watcher([folder], notices.put, debounce_seconds=0.2, stable_seconds=0.
 watcher.start()
 print("observer", watcher.observer_kinds[folder.resolve()], flush=True)
 target = folder / "d9" / "deep.csv"
+if sys.argv[2:] == ["grow"]:
+    for i in range(10, 15):
+        (folder / f"d{i}").mkdir()
+    deadline = time.monotonic() + 20
+    while watcher.observer_kinds[folder.resolve()] == "native":
+        assert time.monotonic() < deadline, "still native"
+        time.sleep(0.05)
+    print("observer now", watcher.observer_kinds[folder.resolve()], flush=True)
+    target = folder / "d14" / "deep.csv"
 target.write_text("animal_id\\nA1\\n")
 print("settled", notices.get(timeout=20).relative_to(folder.resolve()), flush=True)
 watcher.stop()
 """
 
 
-def run_with_inotify_limit(tmp_path: Path, setting: str, value: int) -> str:
+def run_with_inotify_limit(
+    tmp_path: Path, setting: str, value: int, *extra: str
+) -> str:
     folder = tmp_path / "limited"
     for i in range(10):
         (folder / f"d{i}").mkdir(parents=True)
@@ -795,7 +806,7 @@ def run_with_inotify_limit(tmp_path: Path, setting: str, value: int) -> str:
     script.write_text(LIMITED_WATCHER)
     shell = (
         f"echo {value} > /proc/sys/user/{setting} && "
-        f"exec {sys.executable} {script} {folder}"
+        f"exec {sys.executable} {script} {folder} {' '.join(extra)}"
     )
     result = subprocess.run(
         ["unshare", "--user", "--map-root-user", "sh", "-c", shell],
@@ -864,3 +875,16 @@ def test_a_replaced_watched_folder_is_still_seen_by_the_periodic_rescan(
 
     recorder.expect(("settled", "after.csv"))
     assert "was removed or unmounted" in caplog.text
+
+
+@needs_user_namespace
+def test_sub_folders_created_beyond_the_inotify_limit_move_the_folder_to_polling(
+    tmp_path: Path,
+) -> None:
+    # 11 folders are watched natively; 5 more need 5 watches, 1 is left.
+    output = run_with_inotify_limit(tmp_path, "max_inotify_watches", 12, "grow")
+
+    assert "observer native" in output
+    assert "4 of its sub-folders could not be watched" in output
+    assert "observer now polling" in output
+    assert "settled d14/deep.csv" in output
