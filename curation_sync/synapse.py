@@ -203,7 +203,6 @@ class SynapseAdapter:
         self.cache_dir = cache_dir
         self.work_dir = cache_dir / "curation-sync"
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.__token = token
         self.calls = 0
 
         # The monitor thread would outlive every call; the client must not start it.
@@ -222,9 +221,7 @@ class SynapseAdapter:
             http_timeout_seconds=self.limits.http_timeout_seconds,
         )
         _route_client_logging(self._syn)
-        self._call(
-            "log in", 1, lambda: self._syn.login(authToken=self.__token, silent=True)
-        )
+        self._call("log in", 1, lambda: self._syn.login(authToken=token, silent=True))
         self.user_id = str(self._syn.credentials.owner_id)
         logger.debug("Logged in to %s as user %s", self.endpoints.repo, self.user_id)
 

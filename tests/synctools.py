@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,23 @@ def make_adapter(sandbox: Sandbox, home: Path, user: str = "demo") -> SynapseAda
         config_path=config,
         limits=FAST_LIMITS,
     )
+
+
+def demo_ids(sandbox: Sandbox) -> dict[str, str]:
+    """The demo scenario's project, record set and record-based task ids."""
+    info = sandbox.info()
+    return {
+        "project": info["projects"]["project"],
+        "record_set": info["record_sets"]["animals"],
+        "task": str(info["tasks"]["animal_task"]),
+    }
+
+
+def adapter_for(sandbox: Sandbox, home: Path) -> Iterator[SynapseAdapter]:
+    """A fixture body: an adapter for the demo user, closed afterwards."""
+    made = make_adapter(sandbox, home)
+    yield made
+    made.close()
 
 
 def make_engine(

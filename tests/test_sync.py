@@ -18,10 +18,11 @@ from curation_sync.synapse import SynapseAdapter
 from curation_sync.sync import SyncEngine
 from curation_sync.workbook import read_identity
 from tests.synctools import (
+    adapter_for,
     delete_xlsx_row,
+    demo_ids,
     edit_remotely,
     edit_xlsx,
-    make_adapter,
     make_engine,
     remote_rows,
     sheet_rows,
@@ -33,19 +34,12 @@ WORKBOOK = "AnimalMetadata_Curation.xlsx"
 
 @pytest.fixture
 def ids(sandbox: Sandbox) -> dict[str, str]:
-    info = sandbox.info()
-    return {
-        "project": info["projects"]["project"],
-        "record_set": info["record_sets"]["animals"],
-        "task": str(info["tasks"]["animal_task"]),
-    }
+    return demo_ids(sandbox)
 
 
 @pytest.fixture
 def adapter(sandbox: Sandbox, tmp_path: Path) -> Iterator[SynapseAdapter]:
-    made = make_adapter(sandbox, tmp_path / "daemon")
-    yield made
-    made.close()
+    yield from adapter_for(sandbox, tmp_path / "daemon")
 
 
 @pytest.fixture
