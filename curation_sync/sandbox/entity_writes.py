@@ -80,6 +80,7 @@ def _props_from(
 
 def create_entity(app: App, request: Request) -> Reply:
     """POST /entity."""
+    # Validate the request before anything is written.
     body = request.json()
     kind = KIND_OF_TYPE.get(str(body.get("concreteType")))
     if kind not in WRITABLE_KINDS:
@@ -91,6 +92,8 @@ def create_entity(app: App, request: Request) -> Reply:
     parent = load_entity(app, parse_syn(body["parentId"]))
     require(app, request.caller, parent["project_id"], "CREATE")
     props = _props_from(kind, body, request.caller, app)
+
+    # Names are unique among a parent's children; versioned kinds get version 1.
     with app.store.tx():
         if app.store.one(
             "SELECT 1 FROM entities WHERE parent_id = ? AND name = ?",
@@ -134,6 +137,7 @@ def create_entity(app: App, request: Request) -> Reply:
 
 def update_entity(app: App, request: Request) -> Reply:
     """PUT /entity/{id}, with `newVersion=true` for a new version."""
+    # Optimistic locking on the entity etag, as Synapse does.
     body = request.json()
     entity = load_entity(app, parse_syn(request.params["entity"]))
     require(app, request.caller, entity["project_id"], "UPDATE")
@@ -145,6 +149,7 @@ def update_entity(app: App, request: Request) -> Reply:
     props = json.loads(entity["props"])
     props.update(_props_from(entity["kind"], body, request.caller, app))
     new_version = request.query.get("newVersion", "false").lower() == "true"
+
     with app.store.tx():
         app.store.run(
             "UPDATE entities SET name = ?, props = ?, etag = ?, modified_on = ?,"

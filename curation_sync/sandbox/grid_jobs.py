@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from curation_sync.sandbox import views
@@ -74,6 +75,40 @@ def source_rows(
     return header, [row_from_cells(header, cells, types, required) for cells in lines]
 
 
+@dataclass
+class _Source:
+    entity: Any
+    schema_id: str | None
+    columns: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    keys: list[str]
+    baseline: int | None
+
+
+def _record_set_source(app: App, user: User, record_set_id: object) -> _Source:
+    entity = load_entity(app, parse_syn(record_set_id), "recordset")
+    require(app, user, entity["project_id"], "READ")
+    require(app, user, entity["project_id"], "DOWNLOAD")
+    schema_id, schema = bound_schema(app, int(entity["id"]))
+    header, lines = read_version_table(app, int(entity["id"]))
+    columns = column_models(header, lines, schema)
+    types = {column["name"]: column["columnType"] for column in columns}
+    required = required_columns(schema)
+    rows = [row_from_cells(header, cells, types, required) for cells in lines]
+    keys = require_upsert_key(json.loads(entity["props"]))
+    return _Source(entity, schema_id, columns, rows, keys, int(entity["version"]))
+
+
+def _view_source(app: App, user: User, query: dict[str, Any]) -> _Source:
+    entity = views.view_of_query(app, query)
+    require(app, user, entity["project_id"], "READ")
+    schema_id, _ = views.view_schema(app, entity)
+    columns = views.view_columns(entity)
+    return _Source(
+        entity, schema_id, columns, views.view_rows(app, entity), ["id"], None
+    )
+
+
 @job_type("/grid/session", GRID + "CreateGridRequest")
 def create_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, Any]:
     """Start a grid session on a record set or on a view query."""
@@ -85,48 +120,33 @@ def create_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, Any]:
     if int(owner) != user.id and not user.is_admin:
         raise forbidden("Caller must be a member of the owner's team.")
     if body.get("recordSetId"):
-        entity = load_entity(app, parse_syn(body["recordSetId"]), "recordset")
-        require(app, user, entity["project_id"], "READ")
-        require(app, user, entity["project_id"], "DOWNLOAD")
-        schema_id, schema = bound_schema(app, int(entity["id"]))
-        header, lines = read_version_table(app, int(entity["id"]))
-        columns = column_models(header, lines, schema)
-        types = {column["name"]: column["columnType"] for column in columns}
-        required = required_columns(schema)
-        rows = [row_from_cells(header, cells, types, required) for cells in lines]
-        keys = require_upsert_key(json.loads(entity["props"]))
-        baseline: int | None = int(entity["version"])
+        source = _record_set_source(app, user, body["recordSetId"])
     else:
-        entity = views.view_of_query(app, body["initialQuery"])
-        require(app, user, entity["project_id"], "READ")
-        schema_id, schema = views.view_schema(app, entity)
-        columns = views.view_columns(entity)
-        rows = views.view_rows(app, entity)
-        keys, baseline = ["id"], None
+        source = _view_source(app, user, body["initialQuery"])
     with app.store.tx():
         session_id = app.store.next_id("grid")
         stamp = now_iso()
         app.store.run(
             "INSERT INTO grids (id, source_id, source_kind, baseline_version,"
-            " started_by,"
-            " owner, auth_mode, schema_id, columns, started_on, modified_on, etag,"
-            " last_replica) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            " started_by, owner, auth_mode, schema_id, columns, started_on,"
+            " modified_on, etag, last_replica)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
             (
                 session_id,
-                entity["id"],
-                entity["kind"],
-                baseline,
+                source.entity["id"],
+                source.entity["kind"],
+                source.baseline,
                 user.id,
                 int(owner),
                 body.get("authorizationMode"),
-                schema_id,
-                json.dumps(columns),
+                source.schema_id,
+                json.dumps(source.columns),
                 stamp,
                 stamp,
                 new_etag(),
             ),
         )
-        replace_rows(app, session_id, rows, keys)
+        replace_rows(app, session_id, source.rows, source.keys)
     grid = accessible_grid(app, user, session_id)
     return {"concreteType": GRID + "CreateGridResponse", "gridSession": grid_json(grid)}
 

@@ -87,6 +87,7 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         """Open the store, seed a new data directory and start serving."""
+        # The URL-signing secret is kept, so presigned URLs survive a restart.
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(self.data_dir)
         secret = store.get_meta("secret")
@@ -101,6 +102,8 @@ class Sandbox:
             bytes.fromhex(secret),
             job_polls_before_done=self.job_polls_before_done,
         )
+
+        # Routes, then the scenario (only into a new data directory).
         for module in (
             access,
             tasks,
@@ -116,6 +119,8 @@ class Sandbox:
         if store.get_meta("ids") is None:
             ids = seed(app, load_scenario(self.scenario)) if self.scenario else {}
             store.set_meta("ids", ids)
+
+        # Bind first: with port 0 the base URL is known only afterwards.
         self._server = SandboxServer((self.host, self.port), app)
         host, port = (str(part) for part in self._server.server_address[:2])
         shown = f"[{host}]" if ":" in str(host) else str(host)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import Any
 
 from curation_sync.sandbox import views
@@ -107,6 +108,8 @@ def _pull(app: App, grid: Any) -> None:
     latest, baseline_version = int(entity["version"]), grid["baseline_version"]
     if baseline_version is not None and latest == int(baseline_version):
         return
+
+    # Both versions are typed the way the grid types its columns.
     keys = require_upsert_key(json.loads(entity["props"]))
     schema = schema_of_grid(app, grid)
     columns = grid_columns(grid)
@@ -118,26 +121,11 @@ def _pull(app: App, grid: Any) -> None:
             app, int(entity["id"]), int(baseline_version), types, schema
         )
         baseline = {k: row for row in old if (k := row_key(row, keys)) is not None}
+
     rows = [row for _, row in load_rows(app, int(grid["id"]))]
-    counts: dict[str, int] = {}
-    for row in rows:
-        if (found := row_key(row, keys)) is not None:
-            counts[found] = counts.get(found, 0) + 1
-    matchable = {
-        row_key(row, keys): row
-        for row in rows
-        if counts.get(row_key(row, keys) or "", 0) == 1
-    }
-    matched: set[str] = set()
-    for upstream in source:
-        found = row_key(upstream, keys)
-        if found is None or found in matched or found not in matchable:
-            deleted = found is not None and found in baseline and found not in matchable
-            if found not in matched and not deleted:
-                rows.append(dict(upstream))
-            continue
-        matched.add(found)
-        _merge_row(matchable[found], baseline.get(found), upstream)
+    _merge_source(rows, source, baseline, keys)
+
+    # Columns that are new upstream join the grid after its own.
     new_columns = [name for name in header if name not in types]
     if new_columns:
         lines = [
@@ -149,6 +137,33 @@ def _pull(app: App, grid: Any) -> None:
         touch_grid(
             app, int(grid["id"]), baseline_version=latest, columns=json.dumps(columns)
         )
+
+
+def _merge_source(
+    rows: list[dict[str, Any]],
+    source: list[dict[str, Any]],
+    baseline: dict[str, dict[str, Any]],
+    keys: list[str],
+) -> None:
+    """Merge source rows into grid rows in place, as the server's row phase does."""
+    counts = Counter(k for row in rows if (k := row_key(row, keys)) is not None)
+    # Grid rows with an incomplete or repeated key cannot be matched.
+    matchable = {
+        k: row
+        for row in rows
+        if (k := row_key(row, keys)) is not None and counts[k] == 1
+    }
+    matched: set[str] = set()
+    for upstream in source:
+        found = row_key(upstream, keys)
+        if found is not None and found in matchable and found not in matched:
+            matched.add(found)
+            _merge_row(matchable[found], baseline.get(found), upstream)
+        elif found is not None and found in baseline and found not in counts:
+            # In the baseline but gone from the grid: the user deleted it.
+            continue
+        else:
+            rows.append(dict(upstream))
 
 
 def _merge_row(
@@ -173,6 +188,7 @@ _ABSENT = object()
 @job_type("/grid/session/query", GRID + "GridQueryJobRequest")
 def query_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, Any]:
     """One page of grid rows with their live validation results."""
+    # The caller must query through a replica of their own.
     require_fields(body, "sessionId", "replicaId", "queryRequest")
     grid = accessible_grid(app, user, body["sessionId"])
     replica = app.store.one(
@@ -183,6 +199,8 @@ def query_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, Any]:
         raise forbidden("The replica does not exist or does not belong to the caller.")
     query = (body["queryRequest"] or {}).get("query") or {}
     require_fields(query, "columnSelection")
+
+    # Every row is validated, so filters on validity see the whole grid.
     schema = schema_of_grid(app, grid)
     numbered = load_rows(app, int(grid["id"]))
     results = validate_rows(schema, [row for _, row in numbered])
@@ -196,6 +214,8 @@ def query_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, Any]:
     if selected and selected[0][0] == "count":
         alias = selected[0][1]
         return _query_answer([alias], [{"rowId": "0", "data": {alias: len(kept)}}])
+
+    # One page of the kept rows, with the selected columns.
     columns = [name for _, name in selected]
     offset = int(query.get("offset") or 0)
     limit = int(query.get("limit") or 100)
