@@ -1,7 +1,9 @@
 """Workbook speed and memory: read_workbook against raw calamine and pandas/openpyxl.
 
 Run: .venv/bin/python benchmarks/bench_workbook.py [--rows 100000] [--cols 20]
-     [--violations 10000] [--skip-pandas] [--workdir DIR]
+     [--violations 10000] [--repeat 3] [--skip-pandas] [--workdir DIR]
+
+`--violations` also sets the rows of the pulled workbook written last.
 
 Every measurement runs in a fresh subprocess, so its peak resident memory
 (`ru_maxrss`, which includes calamine's Rust allocations) is its own. Figures
@@ -98,6 +100,8 @@ def measure(
         result = len(pandas.read_excel(path, engine="openpyxl", dtype=str))
     elif name == "sidecar":
         result = write_big_sidecar(path.parent, violations)
+    elif name == "pull":
+        result = write_pulled_workbook(path.parent, violations, cols)
     else:
         raise SystemExit(f"unknown measurement {name}")
     seconds = time.perf_counter() - started
@@ -144,6 +148,34 @@ def write_big_sidecar(folder: Path, violations: int) -> int:
     workbook = folder / "bench.xlsx"
     write_sidecar(workbook, report)
     return violations
+
+
+def write_pulled_workbook(folder: Path, rows: int, cols: int) -> int:
+    """write_workbook on `rows` grid rows of cell text, as a pull does."""
+    from curation_sync.workbook import WorkbookIdentity, write_workbook
+
+    schema = schema_for(cols)
+    names = list(schema["properties"])
+    kinds = [KINDS[i % len(KINDS)] for i in range(cols)]
+    texts = {
+        "string": lambda r, c: f"S{r:06d}-{c}",
+        "number": lambda r, c: str(r * 0.25 + c),
+        "integer": lambda r, c: str(r % 1000),
+        "date": lambda r, c: (dt.date(2000, 1, 1) + dt.timedelta(days=r)).isoformat(),
+        "boolean": lambda r, c: "true" if r % 2 else "false",
+        "list": lambda r, c: f'["tag{r % 7}","tag{c}"]',
+    }
+    grid = [
+        tuple(texts[kind](r, c) for c, kind in enumerate(kinds)) for r in range(rows)
+    ]
+    write_workbook(
+        folder / "pulled-bench.xlsx",
+        names,
+        grid,
+        schema=schema,
+        identity=WorkbookIdentity(1, "syn1", 1),
+    )
+    return rows
 
 
 def run_once(
@@ -223,11 +255,16 @@ def main() -> None:
         )
 
     sidecar = run("sidecar", path, args.cols, args.violations)
-    print(
-        f"sidecar with {args.violations} violations         "
-        f"{sidecar['seconds']:7.2f} s  peak RSS {sidecar['rss_peak_mb']:7.1f} MB  "
-        f"peak Python heap {sidecar['heap_peak_mb']:7.1f} MB"
-    )
+    pull = run("pull", path, args.cols, args.violations)
+    for label, result in (
+        (f"write_sidecar, {args.violations} violations", sidecar),
+        (f"write_workbook (pull), {args.violations} x {args.cols}", pull),
+    ):
+        print(
+            f"{label:42s} {result['seconds']:7.2f} s  "
+            f"peak RSS {result['rss_peak_mb']:7.1f} MB  "
+            f"peak Python heap {result['heap_peak_mb']:7.1f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def _datetime_text(value: dt.datetime) -> str:
     # Serial day fractions come back a few microseconds off; keep milliseconds.
     micros = round(value.microsecond / 1000) * 1000
     value = value.replace(microsecond=0) + dt.timedelta(microseconds=micros)
-    return value.isoformat(timespec="milliseconds" if micros else "seconds")
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
 
 
 def value_text(value: CellValue, spec: ColumnSpec | None = None) -> str:

@@ -17,7 +17,7 @@ import openpyxl
 import pytest
 from openpyxl.styles import PatternFill
 
-from curation_sync.cells import number_text
+from curation_sync.cells import number_text, value_text
 from curation_sync.errors import WorkbookError
 from curation_sync.workbook import (
     Table,
@@ -370,6 +370,14 @@ def test_without_a_schema_cells_are_kept_as_typed(tmp_path: Path) -> None:
 
 
 # --- XLSX ----------------------------------------------------------------------
+
+
+def test_datetimes_keep_milliseconds_and_round_serial_noise() -> None:
+    noisy = dt.datetime(2024, 1, 5, 13, 4, 4, 999_999)
+
+    assert value_text(noisy) == "2024-01-05T13:04:05"
+    assert value_text(noisy.replace(microsecond=250_400)) == "2024-01-05T13:04:04.250"
+    assert value_text(dt.datetime(2024, 1, 5)) == "2024-01-05T00:00:00"
 
 
 def test_numbers_become_text_without_dot_zero_or_binary_noise() -> None:
