@@ -228,7 +228,7 @@ def _shape_list(value: CellValue, spec: ColumnSpec) -> str:
             if isinstance(parsed, list):
                 return text
         items = _split_list(text)
-    shaper = SHAPERS.get(spec.item_kind)
+    shaper = SHAPERS.get(spec.item_kind) if spec.item_kind != "string" else None
     if shaper is None:
         # Compact JSON of strings, as org.json writes it, without json.dumps.
         return "[" + ",".join(map(encode_basestring, items)) + "]"
@@ -248,10 +248,20 @@ def _json_scalar(text: str, kind: str) -> Any:
 
 
 def _shape_string(value: CellValue, spec: ColumnSpec) -> str:
+    # Excel turns gene names such as MARCH1 or SEPT2 typed into a General cell
+    # into dates; a date in a text column without a date format is that trap.
+    if isinstance(value, dt.date) and spec.format is None:
+        raise CellProblem(
+            "date-in-text-column",
+            f"{value_text(value)} is a date, but the column holds text; if you "
+            "typed a name such as MARCH1 or SEPT2, Excel turned it into a date: "
+            "format the column as Text, type the value again and save",
+        )
     return value_text(value, spec)
 
 
 SHAPERS: dict[str, Callable[[CellValue, ColumnSpec], str]] = {
+    "string": _shape_string,
     "number": _shape_number,
     "integer": _shape_integer,
     "boolean": _shape_boolean,

@@ -259,7 +259,7 @@ def _shape_column(
     fix = grid.fix
     memo: dict[CellValue, str] = {"": ""}
     kind = spec.kind if spec is not None else "string"
-    shaper = SHAPERS.get(kind)
+    shaper = SHAPERS.get(kind) if spec is not None else None
 
     def shape(index: int, value: CellValue) -> str:
         # Only exact classes are remembered, so True never stands in for 1.0.
@@ -278,13 +278,12 @@ def _shape_column(
             memo[value] = text
         return text
 
-    if kind == "string":
-        # Turning a value into text cannot fail, so no row index is needed.
-        return [
-            v if v.__class__ is str else memo[v] if v in memo else shape(0, v)
-            for v in cells
-        ]
     pairs = enumerate(cells)
+    if kind == "string":
+        return [
+            v if v.__class__ is str else memo[v] if v in memo else shape(i, v)
+            for i, v in pairs
+        ]
     if kind == "number":
         return [
             _float_text(v) if isinstance(v, float) else shape(i, v) for i, v in pairs

@@ -129,7 +129,9 @@ def build_traps(book: openpyxl.Workbook) -> None:
     intro.title = "Read me"
     intro["A1"] = "Fill in the data sheet."
     helper = book.create_sheet("lists")
-    helper.append(["animal_id", "genotype", "sex"])
+    # A hidden sheet whose header matches better than the data sheet's.
+    helper.append(HEADER)
+    helper.append(["L1", "lookup", "male"])
     helper.sheet_state = "hidden"
     data = book.create_sheet("Animals")
     data["A1"] = "Animal metadata, cohort 3"
@@ -469,14 +471,37 @@ def test_datetimes_and_times_become_iso_text_without_invented_zones(
     )
 
 
+def test_a_date_in_a_text_column_is_reported_as_the_gene_name_trap(
+    tmp_path: Path,
+) -> None:
+    def build(book: openpyxl.Workbook) -> None:
+        sheet = book.active
+        sheet.append(["animal_id", "genotype", "birth_date"])
+        # What Excel stores after someone types MARCH1 into a General cell.
+        sheet.append(["A1", dt.datetime(2026, 3, 1), dt.date(2024, 1, 5)])
+        sheet.append(["A2", "MARCH1", dt.date(2024, 1, 6)])
+        sheet.append(["A3", dt.datetime(2026, 3, 1), ""])
+
+    table = read_workbook(make_xlsx(tmp_path / "genes.xlsx", build), schema=SCHEMA)
+
+    assert column(table, "genotype") == ["2026-03-01", "MARCH1", "2026-03-01"]
+    trapped = [p for p in table.problems if p.kind == "date-in-text-column"]
+    assert [(p.sheet_row, p.column) for p in trapped] == [
+        (2, "genotype"),
+        (4, "genotype"),
+    ]
+    assert "MARCH1" in trapped[0].message
+
+
 def test_the_data_sheet_can_be_named_and_a_missing_name_is_an_error(
     traps_workbooks: dict[str, Path],
 ) -> None:
     path = traps_workbooks["openpyxl"]
 
     assert read_workbook(path, schema=SCHEMA, sheet="animals").sheet_name == "Animals"
-    helper = read_workbook(path, sheet="lists")
-    assert helper.columns == ("animal_id", "genotype", "sex")
+    helper = read_workbook(path, schema=SCHEMA, sheet="lists")
+    assert helper.columns == tuple(HEADER)
+    assert helper.rows[0][:3] == ("L1", "lookup", "male")
     with pytest.raises(WorkbookError, match=r"has no sheet named 'Samples'"):
         read_workbook(path, schema=SCHEMA, sheet="Samples")
 
