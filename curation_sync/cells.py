@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
@@ -94,6 +94,28 @@ def column_specs(schema: Mapping[str, Any] | None) -> dict[str, ColumnSpec]:
             description=str(prop.get("description") or prop.get("title") or ""),
         )
     return specs
+
+
+# How many rows from the top are searched for the header row.
+HEADER_SEARCH_ROWS = 30
+
+
+def find_header(
+    head: Sequence[Sequence[CellValue]], specs: Mapping[str, ColumnSpec]
+) -> tuple[int, int]:
+    """The index of the header row among the top rows, and how many names match."""
+    wanted = {normalize_header(name) for name in specs}
+    first, best, best_score = -1, -1, 0
+    for index, row in enumerate(head):
+        names = {normalize_header(value_text(v)) for v in row} - {""}
+        if not names:
+            continue
+        if first < 0:
+            first = index
+        score = len(names & wanted)
+        if score > best_score:
+            best, best_score = index, score
+    return (best, best_score) if best >= 0 else (first, 0)
 
 
 def normalize_header(name: str) -> str:

@@ -37,7 +37,6 @@ import itertools
 import json
 import logging
 import operator
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,17 +44,16 @@ from typing import Any
 
 from python_calamine import (
     CalamineError,
-    CalamineSheet,
-    CalamineWorkbook,
-    SheetVisibleEnum,
 )
 
 from curation_sync.cells import (
+    HEADER_SEARCH_ROWS,
     SHAPERS,
     CellProblem,
     CellValue,
     ColumnSpec,
     column_specs,
+    find_header,
     normalize_header,
     number_text,
     value_text,
@@ -66,6 +64,15 @@ from curation_sync.spreadsheet import (
     read_identity,
     write_atomically,
     write_workbook,
+)
+from curation_sync.xlsxzip import (
+    OLE_MAGIC,
+    ZIP_MAGIC,
+    formula_error_cells,
+    open_workbook,
+    pick_sheet,
+    undo_libreoffice_epoch,
+    written_by_libreoffice,
 )
 
 __all__ = [
@@ -80,14 +87,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-# How many rows from the top are searched for the header row.
-HEADER_SEARCH_ROWS = 30
-
-
-_ZIP_MAGIC = b"PK\x03\x04"
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 @dataclass(frozen=True)
@@ -145,8 +144,12 @@ class _Grid:
     label: str
     sheet_name: str | None
     problems: list[Problem] = field(default_factory=list)
-    # Applied to every non-text cell before shaping (see _undo_libreoffice_epoch).
+    # Applied to every non-text cell before shaping (see undo_libreoffice_epoch).
     fix: Callable[[CellValue], CellValue] = lambda value: value
+    # Cells (row, column; 1-based, whole sheet) whose formula gives an error,
+    # and the sheet column of the first value in each row.
+    error_cells: set[tuple[int, int]] = field(default_factory=set)
+    first_column: int = 1
 
     def report(
         self, kind: str, message: str, row: int | None = None, column: str | None = None
@@ -155,24 +158,6 @@ class _Grid:
         self.problems.append(
             Problem(kind, f"{self.label}{where}: {message}.", row, column)
         )
-
-
-def _find_header(
-    head: Sequence[Sequence[CellValue]], specs: Mapping[str, ColumnSpec]
-) -> tuple[int, int]:
-    """The index of the header row among the top rows, and how many names match."""
-    wanted = {normalize_header(name) for name in specs}
-    first, best, best_score = -1, -1, 0
-    for index, row in enumerate(head):
-        names = {normalize_header(value_text(v)) for v in row} - {""}
-        if not names:
-            continue
-        if first < 0:
-            first = index
-        score = len(names & wanted)
-        if score > best_score:
-            best, best_score = index, score
-    return (best, best_score) if best >= 0 else (first, 0)
 
 
 def _map_columns(
@@ -303,6 +288,21 @@ def _shape_column(
     return [memo[v] if v in memo else shape(i, v) for i, v in pairs]
 
 
+def _report_formula_errors(
+    grid: _Grid, kept: Sequence[tuple[int, str, ColumnSpec | None]], header_row: int
+) -> None:
+    names = {grid.first_column + index: name for index, name, _ in kept}
+    for row, column in sorted(grid.error_cells):
+        if row > header_row and column in names:
+            grid.report(
+                "formula-error",
+                "the formula gives an error (such as #DIV/0! or #N/A), so the cell "
+                "would be pushed empty; fix the formula or type the value",
+                row,
+                names[column],
+            )
+
+
 def _build_table(
     grid: _Grid,
     rows: Iterator[Sequence[CellValue]],
@@ -311,7 +311,7 @@ def _build_table(
 ) -> Table:
     """Find the header, drop empty rows and columns, shape every cell."""
     head = [row for _, row in zip(range(HEADER_SEARCH_ROWS), rows, strict=False)]
-    header_index, _ = _find_header(head, specs)
+    header_index, _ = find_header(head, specs)
     if header_index < 0:
         raise WorkbookError(
             f"{grid.label} is empty; type a header row with the task's column "
@@ -341,6 +341,7 @@ def _build_table(
     for index, name, spec in kept:
         cells = list(map(operator.itemgetter(index), data))
         columns.append(_shape_column(grid, cells, spec, name, sheet_rows))
+    _report_formula_errors(grid, kept, first_row_number + header_index)
     return Table(
         columns=tuple(name for _, name, _ in kept),
         rows=tuple(zip(*columns, strict=True)) if columns else tuple(() for _ in data),
@@ -371,7 +372,7 @@ def _decode_csv(data: bytes, grid: _Grid) -> str:
                     f"{grid.label} starts with a {encoding} byte-order mark but is not "
                     f"valid {encoding} ({error.reason}); save it again as CSV UTF-8."
                 ) from None
-    if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
+    if data.startswith((ZIP_MAGIC, OLE_MAGIC)):
         raise WorkbookError(
             f"{grid.label} is an Excel workbook with a .csv name; rename it to .xlsx "
             "or save it from Excel as CSV UTF-8."
@@ -459,121 +460,19 @@ def _read_bytes(path: Path, label: str) -> bytes:
 # XLSX
 
 
-def _open_xlsx(path: Path, label: str) -> CalamineWorkbook:
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(8)
-    except OSError as error:
-        raise WorkbookError(
-            f"Could not read {label} ({error.strerror}); check that it exists "
-            "and is readable."
-        ) from None
-    if not magic:
-        raise WorkbookError(
-            f"{label} is empty (0 bytes); save the workbook again from Excel or "
-            "LibreOffice."
-        )
-    if magic == _OLE_MAGIC and path.suffix.lower() in (".xlsx", ".xlsm"):
-        raise WorkbookError(
-            f"{label} is password-protected; remove the password in Excel "
-            "(File > Info > Protect Workbook) and save again."
-        )
-    try:
-        return CalamineWorkbook.from_path(str(path))
-    except CalamineError as error:
-        if "password" in str(error).lower():
-            raise WorkbookError(
-                f"{label} is password-protected; remove the password in Excel "
-                "(File > Info > Protect Workbook) and save again."
-            ) from None
-        raise WorkbookError(
-            f"{label} is not a readable workbook ({error}); it may be damaged or "
-            "still being copied. Open it in Excel and save it again."
-        ) from None
-
-
-def _written_by_libreoffice(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return b"LibreOffice" in archive.read("docProps/app.xml")[:4096]
-    except (KeyError, OSError, zipfile.BadZipFile):
-        return False
-
-
-# Serials 59 and 60 both read as 1900-02-28 (60 is Excel's fictional 1900-02-29),
-# so only dates before that day can be moved back safely.
-_LIBREOFFICE_SHIFT_END = dt.date(1900, 2, 28)
-
-
-def _undo_libreoffice_epoch(value: CellValue) -> CellValue:
-    # LibreOffice counts serial days from 1899-12-30 without Excel's fictional
-    # 1900-02-29, so the dates it writes before March 1900 read one day late.
-    if isinstance(value, dt.datetime):
-        late = value.date() < _LIBREOFFICE_SHIFT_END
-    else:
-        late = isinstance(value, dt.date) and value < _LIBREOFFICE_SHIFT_END
-    return value - dt.timedelta(days=1) if late else value  # type: ignore[operator]
-
-
-def _pick_sheet(
-    book: CalamineWorkbook,
-    specs: Mapping[str, ColumnSpec],
-    wanted: str | None,
-    label: str,
-) -> CalamineSheet:
-    """The data sheet: the one named, or the first whose header fits the schema."""
-    names = [meta.name for meta in book.sheets_metadata]
-    if wanted is not None:
-        for name in names:
-            if name == wanted or name.casefold() == wanted.strip().casefold():
-                return book.get_sheet_by_name(name)
-        raise WorkbookError(
-            f"{label} has no sheet named {wanted!r}; its sheets are "
-            f"{', '.join(map(repr, names))}. Fix the sheet name in the configuration."
-        )
-    visible = [
-        meta.name
-        for meta in book.sheets_metadata
-        if meta.visible == SheetVisibleEnum.Visible
-    ]
-    if not visible:
-        raise WorkbookError(f"{label} has no visible sheet; unhide the data sheet.")
-    if not specs:
-        return book.get_sheet_by_name(visible[0])
-
-    # The first sheet whose header names at least half of the schema's
-    # properties wins; otherwise the best partial match. Loading a sheet
-    # parses all of it, so the loaded sheet is what is returned.
-    enough = max(1, (len(specs) + 1) // 2)
-    best: CalamineSheet | None = None
-    best_score = 0
-    for name in visible:
-        candidate = book.get_sheet_by_name(name)
-        head = zip(range(HEADER_SEARCH_ROWS), candidate.iter_rows(), strict=False)
-        _, score = _find_header([row for _, row in head], specs)
-        if score >= enough:
-            return candidate
-        if score > best_score:
-            best, best_score = candidate, score
-    if best is not None:
-        return best
-    raise WorkbookError(
-        f"{label} has no sheet whose header matches the task's columns "
-        f"({', '.join(list(specs)[:6])}); put the header in the first rows of the "
-        "data sheet or set the sheet name in the configuration."
-    )
-
-
 def _read_xlsx(
     path: Path, specs: Mapping[str, ColumnSpec], sheet: str | None, grid: _Grid
 ) -> Table:
-    book = _open_xlsx(path, grid.label)
+    book = open_workbook(path, grid.label)
     with book:
         try:
-            worksheet = _pick_sheet(book, specs, sheet, grid.label)
-            if _written_by_libreoffice(path):
-                grid.fix = _undo_libreoffice_epoch
+            worksheet = pick_sheet(book, specs, sheet, grid.label)
+            if written_by_libreoffice(path):
+                grid.fix = undo_libreoffice_epoch
             grid.sheet_name = worksheet.name
+            grid.error_cells = formula_error_cells(path, worksheet.name)
+            start = worksheet.start
+            grid.first_column = start[1] + 1 if start else 1
             # iter_rows starts at the sheet's first row, even when it is empty.
             return _build_table(grid, worksheet.iter_rows(), specs)
         except CalamineError as error:

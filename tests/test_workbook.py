@@ -183,6 +183,20 @@ def build_traps(book: openpyxl.Workbook) -> None:
         data[ref].fill = fill
 
 
+def build_formula_errors(book: openpyxl.Workbook) -> None:
+    sheet = book.active
+    sheet.title = "data"
+    sheet["B1"] = "animal_id"
+    sheet["C1"] = "genotype"
+    sheet["D1"] = "weight_g"
+    for row, (key, genotype, weight) in enumerate(
+        [("A1", "wt", "=1/0"), ("A2", "=NA()", "2"), ("A3", "ko", "=2+1")], start=2
+    ):
+        sheet[f"B{row}"] = key
+        sheet[f"C{row}"] = genotype
+        sheet[f"D{row}"] = weight
+
+
 @pytest.fixture(scope="session")
 def traps_workbooks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The traps workbook as openpyxl wrote it and as LibreOffice re-saved it."""
@@ -194,12 +208,20 @@ def traps_workbooks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
         "animal_id,genotype,birth_date\n"
         "A1,wt,1900-01-15\nA2,wt,1900-02-28\nA3,wt,1900-03-01\nA4,wt,2024-01-05\n",
     )
+    errors = make_xlsx(folder / "errors.xlsx", build_formula_errors)
     pulled = folder / "pulled.xlsx"
     write_workbook(pulled, GRID_COLUMNS, GRID_ROWS, schema=SCHEMA, identity=IDENTITY)
     files = {"openpyxl": original, "pulled": pulled}
     if soffice() is not None:
-        converted = convert_with_libreoffice([original, early, pulled], folder / "lo")
-        files["libreoffice"], files["early-dates"], files["pulled-resaved"] = converted
+        converted = convert_with_libreoffice(
+            [original, early, pulled, errors], folder / "lo"
+        )
+        (
+            files["libreoffice"],
+            files["early-dates"],
+            files["pulled-resaved"],
+            files["formula-errors"],
+        ) = converted
         # LibreOffice's CSV export writes fields as shown: 0042 and =1+2 go bare.
         files["pulled-csv"] = convert_with_libreoffice([pulled], folder / "csv", "csv")[
             0
@@ -491,6 +513,22 @@ def test_a_date_in_a_text_column_is_reported_as_the_gene_name_trap(
         (4, "genotype"),
     ]
     assert "MARCH1" in trapped[0].message
+
+
+@pytest.mark.libreoffice
+@needs_libreoffice
+def test_a_formula_that_gives_an_error_is_reported_not_pushed_empty(
+    traps_workbooks: dict[str, Path],
+) -> None:
+    table = read_workbook(traps_workbooks["formula-errors"], schema=SCHEMA)
+
+    assert table.rows == (("A1", "wt", ""), ("A2", "", "2"), ("A3", "ko", "3"))
+    errors = [p for p in table.problems if p.kind == "formula-error"]
+    assert [(p.sheet_row, p.column) for p in errors] == [
+        (2, "weight_g"),
+        (3, "genotype"),
+    ]
+    assert "#DIV/0!" in errors[0].message
 
 
 def test_the_data_sheet_can_be_named_and_a_missing_name_is_an_error(
