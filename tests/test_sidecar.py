@@ -10,6 +10,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from test_workbook import convert_with_libreoffice, needs_libreoffice
 
 from curation_sync.errors import ConfigError
 from curation_sync.sidecar import (
@@ -265,3 +266,39 @@ def test_writing_a_sidecar_leaves_the_workbook_alone_and_no_temp_file(
         "animals.xlsx",
     ]
     assert zipfile.is_zipfile(old)
+
+
+@pytest.mark.libreoffice
+@needs_libreoffice
+def test_libreoffice_opens_a_sidecar_with_thousands_of_commented_cells(
+    workbook: Path, tmp_path: Path
+) -> None:
+    many = tuple(
+        Violation(
+            n + 2, f"A{n}", "sex", "other", "#/sex: other is not a valid enum value"
+        )
+        for n in range(2_000)
+    )
+    data = ReportData(
+        ("animal_id", "sex"), tuple((f"A{n}", "other") for n in range(2_000))
+    )
+    report = make_report(
+        counts=Counts(invalid=2_000),
+        violations=many,
+        not_pushed=NotPushed(),
+        data=data,
+    )
+    written = write_sidecar(workbook, report)
+    assert written is not None
+
+    resaved = convert_with_libreoffice([written], tmp_path / "lo")[0]
+
+    book = openpyxl.load_workbook(resaved)
+    assert book.sheetnames == ["Summary", "Violations", "Data"]
+    assert book["Summary"]["B1"].value == (
+        "2000 of 2000 rows are invalid; see the Violations sheet."
+    )
+    assert book["Violations"].max_row == 2_001
+    assert (
+        book["Data"]["B2001"].comment.text == "#/sex: other is not a valid enum value"
+    )
