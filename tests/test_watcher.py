@@ -797,19 +797,18 @@ watcher.stop()
 
 
 def run_with_inotify_limit(
-    tmp_path: Path, setting: str, value: int, *extra: str
+    tmp_path: Path, setting: str, value: int, *extra: str, map_root: bool = True
 ) -> str:
     folder = tmp_path / "limited"
     for i in range(10):
         (folder / f"d{i}").mkdir(parents=True)
     script = tmp_path / "limited.py"
     script.write_text(LIMITED_WATCHER)
-    shell = (
-        f"echo {value} > /proc/sys/user/{setting} && "
-        f"exec {sys.executable} {script} {folder} {' '.join(extra)}"
-    )
+    run = f"exec {sys.executable} {script} {folder} {' '.join(extra)}"
+    shell = f"echo {value} > /proc/sys/user/{setting} && {run}" if setting else run
+    mapping = ["--map-root-user"] if map_root else []
     result = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "sh", "-c", shell],
+        ["unshare", "--user", *mapping, "sh", "-c", shell],
         capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
     )  # fmt: skip
@@ -888,3 +887,18 @@ def test_sub_folders_created_beyond_the_inotify_limit_move_the_folder_to_polling
     assert "4 of its sub-folders could not be watched" in output
     assert "observer now polling" in output
     assert "settled d14/deep.csv" in output
+
+
+@needs_user_namespace
+def test_an_unreadable_sub_folder_is_not_taken_for_the_inotify_limit(
+    tmp_path: Path,
+) -> None:
+    # Without the mapping to root, a folder with mode 000 cannot be read.
+    (tmp_path / "limited" / "locked").mkdir(parents=True)
+    (tmp_path / "limited" / "locked").chmod(0)
+
+    output = run_with_inotify_limit(tmp_path, "", 0, map_root=False)
+
+    assert "observer native" in output
+    assert "WARNING" not in output
+    assert "settled d9/deep.csv" in output
