@@ -143,10 +143,8 @@ def inotify_watched_inodes() -> set[int] | None:
 def count_unwatched_folders(folder: Path, watched: set[int]) -> int:
     """How many readable folders at or below `folder` have no inotify watch."""
     missing = 0
+    # os.walk passes over folders it may not read, as watchdog does.
     for root, _, _ in os.walk(folder):
-        # watchdog skips folders it may not read; polling cannot read them either.
-        if not os.access(root, os.R_OK | os.X_OK):
-            continue
         try:
             if os.stat(root).st_ino not in watched:
                 missing += 1
