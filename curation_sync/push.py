@@ -6,7 +6,8 @@ one copy):
 
 1. read the workbook; a content hash equal to the last push ends here, with no
    request to Synapse;
-2. local checks and validation, written to the sidecar at once;
+2. local checks and validation, written to the sidecar at once when they find
+   something (a clean local report would be replaced by Synapse's within seconds);
 3. diff against the base by upsert key; rows removed locally are only reported
    (an import cannot remove rows), and a push that would change or remove more than
    the configured share of rows waits for an explicit confirm;
@@ -37,7 +38,12 @@ from curation_sync.merge import (
     merge_rows,
     next_base,
 )
-from curation_sync.report import local_report, note_report, synapse_report
+from curation_sync.report import (
+    WorkbookReport,
+    local_report,
+    note_report,
+    synapse_report,
+)
 from curation_sync.state import Base, PushRecord, StoredSchema
 from curation_sync.tasks import RecordRows, TaskInfo, TaskKind, TaskState, TaskStatus
 from curation_sync.workbook import Table, read_workbook
@@ -148,6 +154,23 @@ def push_workbook(
         return _defer(ctx, path, task, entry_id, "failed", str(error))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the local phase of a push decided, for the remote phase."""
+
+    path: Path
+    task: TaskInfo
+    schema: StoredSchema
+    check: LocalCheck
+    base: Base
+    removed: tuple[Key, ...]
+    counts: dict[str, int]
+    report: WorkbookReport
+    content_hash: str
+    entry_id: int
+    overwrite: bool
+
+
 def _push(
     ctx: Context,
     path: Path,
@@ -161,12 +184,14 @@ def _push(
 ) -> PushResult:
     content_hash = table.content_hash()
 
-    # Step 2: local checks, reported at once.
+    # Step 2: local checks. Their report is written at once when it has something
+    # to say; a clean one would be replaced by Synapse's seconds later, and writing
+    # a large sidecar twice is most of a push's time.
     check = check_table(
         table, schema.body, schema.upsert_key, schema_id=schema.schema_id
     )
     first_report = local_report(path, task, table, check, at=ctx.clock())
-    if not dry_run:
+    if not dry_run and not (first_report.is_clean and not first_report.notes):
         ctx.write_report(first_report)
     if check.blocking:
         logger.warning("Did not push %s: %s", path.name, check.blocking)
@@ -175,10 +200,9 @@ def _push(
 
     # Step 3: diff against the base (the remote rows when there is none yet).
     base = ctx.state.base(path) or _first_base(ctx, task, schema, check)
-    local = check.keyed.rows
     # A key held back as repeated is still in the sheet: not a removal.
     repeated = {row.key for row in check.held_back}
-    diff = diff_rows(base.rows, local, check.push_columns)
+    diff = diff_rows(base.rows, check.keyed.rows, check.push_columns)
     diff = replace(diff, removed=tuple(k for k in diff.removed if k not in repeated))
     counts: dict[str, int] = {
         "task_id": task.task_id,
@@ -213,9 +237,33 @@ def _push(
             ctx.write_report(first_report.with_note(message))
         logger.warning("Holding back the push of %s: %s", path.name, message)
         return PushResult(path, "needs-confirm", message, **counts)
-    if dry_run:
+    if dry_run or entry_id is None:
         return PushResult(path, "dry-run", "nothing sent", **counts)
-    assert entry_id is not None  # only dry runs have no outbox entry
+
+    plan = _Plan(
+        path,
+        task,
+        schema,
+        check,
+        base,
+        diff.removed,
+        counts,
+        first_report,
+        content_hash,
+        entry_id,
+        overwrite,
+    )
+    try:
+        return _push_remote(ctx, plan)
+    except RemoteError as error:
+        ctx.write_report(first_report.with_note(f"Not pushed yet: {error}"))
+        raise
+
+
+def _push_remote(ctx: Context, plan: _Plan) -> PushResult:
+    """Steps 4-8: everything that talks to Synapse."""
+    task, check, base, entry_id = plan.task, plan.check, plan.base, plan.entry_id
+    local = check.keyed.rows
 
     # Step 4: the task must accept pushes; merge with Synapse if it moved on.
     status = ctx.adapter.get_status(task.task_id)
@@ -226,24 +274,25 @@ def _push(
             "ask the task's administrator to reopen it"
         )
         ctx.state.advance(entry_id, "blocked", detail=message)
-        ctx.write_report(first_report.with_note(message))
-        logger.warning("Did not push %s: %s", path.name, message)
-        return PushResult(path, "blocked", message, **counts)
+        ctx.write_report(plan.report.with_note(message))
+        logger.warning("Did not push %s: %s", plan.path.name, message)
+        return PushResult(plan.path, "blocked", message, **plan.counts)
 
     info = ctx.adapter.record_set(task.record_set_id or "")
     remote = base.rows
     if info.version != base.version:
         _, remote_rows = ctx.adapter.record_rows(task.record_set_id or "")
-        remote = _keyed_remote(remote_rows, schema.upsert_key)
+        remote = _keyed_remote(remote_rows, plan.schema.upsert_key)
     merged = merge_rows(base.rows, local, remote, check.push_columns)
-    merged = replace(merged, removed_locally=diff.removed)
+    merged = replace(merged, removed_locally=plan.removed)
     to_push = list(merged.to_push)
-    if overwrite:
+    if plan.overwrite:
         to_push += [conflict.key for conflict in merged.conflicts]
     ctx.state.advance(entry_id, "merged")
 
     # Steps 5-7: session, import of changed and added rows only, push.
     uploaded = 0
+    errors: list[str] = []
     if to_push:
         session_id = _session_for(ctx, task, status)
         ctx.state.advance(entry_id, "importing", session_id=session_id)
@@ -252,54 +301,51 @@ def _push(
         ctx.state.advance(entry_id, "imported")
         errors = _push_grid(ctx, session_id)
         ctx.state.advance(entry_id, "pushed")
-    else:
-        errors = []
 
     # Step 8: the new version's results, the new base, the history.
     after_info, after_rows, validation = ctx.adapter.validation_report(
         task.record_set_id or ""
     )
-    remote_after = _keyed_remote(after_rows, schema.upsert_key)
-    open_conflicts = () if overwrite else merged.conflicts
+    remote_after = _keyed_remote(after_rows, plan.schema.upsert_key)
+    open_conflicts = () if plan.overwrite else merged.conflicts
     new_rows, settled = next_base(remote_after, local, base.rows, check.push_columns)
-    version = after_info.version if settled else base.version
     ctx.state.save_base(
-        path,
+        plan.path,
         replace(
             base,
-            version=version,
+            version=after_info.version if settled else base.version,
             rows=new_rows,
             columns=after_rows.columns or base.columns,
         ),
     )
-    ctx.state.set_content_hash(path, content_hash)
+    ctx.state.set_content_hash(plan.path, plan.content_hash)
     report = synapse_report(
-        first_report,
+        plan.report,
         check,
         merged,
         open_conflicts,
         after_rows,
         validation,
-        schema.upsert_key,
+        plan.schema.upsert_key,
         errors=errors,
         at=ctx.clock(),
     )
     ctx.write_report(report)
     result = PushResult(
-        path,
+        plan.path,
         "pushed" if to_push else "up-to-date",
         f"{len(to_push)} rows imported, version {after_info.version}",
         version=after_info.version,
         conflicts=len(open_conflicts),
         bytes_uploaded=uploaded,
-        **{**counts, "invalid": report.invalid},
+        **{**plan.counts, "invalid": report.invalid},
     )
     _record(ctx, result)
     _advance_task_state(ctx, task, status, report.is_clean and bool(to_push))
     ctx.state.finish(entry_id)
     logger.info(
         "Pushed %s to %s: %d rows changed, %d added, version %d",
-        path.name,
+        plan.path.name,
         task.record_set_id,
         result.changed,
         result.added,

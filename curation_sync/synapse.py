@@ -574,16 +574,25 @@ def _read_rows(info: RecordSetInfo, path: str | None) -> RecordRows:
 
 
 def _validation_report(info: RecordSetInfo, frame: Any) -> ValidationReport:
+    def column(name: str) -> list[Any]:
+        return list(frame[name].tolist()) if name in frame else [None] * len(frame)
+
     rows = []
-    for record in frame.to_dict(orient="records"):
-        rows.append(
-            RowValidation(
-                row_index=int(record["row_index"]),
-                is_valid=_flag(record.get("is_valid")),
-                error_message=_text(record.get("validation_error_message")),
-                all_messages=_messages(record.get("all_validation_messages")),
+    for index, flag, summary, messages in zip(
+        column("row_index"),
+        column("is_valid"),
+        column("validation_error_message"),
+        column("all_validation_messages"),
+        strict=True,
+    ):
+        valid = _flag(flag)
+        if valid is False:
+            rows.append(
+                RowValidation(int(index), False, _text(summary), _messages(messages))
             )
-        )
+        else:
+            # Valid and unknown rows carry no messages.
+            rows.append(RowValidation(int(index), valid, None))
     return ValidationReport(info.record_set_id, info.version, tuple(rows))
 
 
