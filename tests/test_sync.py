@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -350,3 +351,128 @@ def test_an_edit_saved_while_synapse_is_down_is_queued_and_lands_afterwards(
     assert landed.outcome == "pushed"
     _, rows = remote_rows(synapse_client, ids["record_set"])
     assert float({r["animal_id"]: r for r in rows}["A003"]["weight_g"]) == 23.75
+
+
+def test_local_checks_reach_the_sidecar_even_when_synapse_cannot_be_reached(
+    workbook: Path, engine: SyncEngine, sandbox: Sandbox
+) -> None:
+    sandbox.faults.add(r".*", kind="status", status=503)
+    edit_xlsx(workbook, {(4, "sex"): "other", (5, "genotype"): None})
+
+    result = engine.on_settled(workbook)
+
+    assert result is not None
+    assert result.outcome == "deferred"
+    violations = sheet_rows(sidecar_path(workbook), "Violations")[1:]
+    found = {(row[0], row[2], row[4]) for row in violations}
+    assert (4, "sex", "#/sex: other is not a valid enum value") in found
+    assert (5, "genotype", "#/genotype: expected type: String, found: Null") in found
+    assert any("Not pushed yet" in str(row[4]) for row in violations)
+
+
+def test_a_dry_run_sends_nothing_and_changes_no_state(
+    workbook: Path, engine: SyncEngine, sandbox: Sandbox
+) -> None:
+    edit_xlsx(workbook, {(2, "genotype"): "HET"})
+    before = len(sandbox.request_log)
+
+    result = engine.push(workbook, dry_run=True)
+
+    assert (result.outcome, result.changed) == ("dry-run", 1)
+    assert len(sandbox.request_log) == before
+    assert engine.ctx.state.outbox() == []
+    assert engine.on_settled(workbook) is not None
+    assert len(engine.ctx.state.history(workbook)) == 1
+
+
+def test_overwrite_conflicts_pushes_the_local_value_of_a_conflicting_row(
+    workbook: Path,
+    engine: SyncEngine,
+    synapse_client: Synapse,
+    make_client: object,
+    sandbox: Sandbox,
+    ids: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    other = make_client(sandbox.token("admin"))  # type: ignore[operator]
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    a001 = next(row for row in rows if row["animal_id"] == "A001")
+    edit_remotely(other, ids["record_set"], tmp_path, [{**a001, "sex": "unknown"}])
+    edit_xlsx(workbook, {(2, "sex"): "female"})
+    conflicted = engine.on_settled(workbook)
+    assert conflicted is not None
+    assert conflicted.conflicts == 1
+
+    forced = engine.push(workbook, overwrite_conflicts=True)
+
+    assert (forced.outcome, forced.conflicts) == ("pushed", 0)
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    assert {r["animal_id"]: r for r in rows}["A001"]["sex"] == "female"
+    assert engine.push(workbook).outcome == "unchanged"
+
+
+def test_a_renamed_workbook_keeps_its_task_and_base(
+    workbook: Path, engine: SyncEngine, sandbox: Sandbox
+) -> None:
+    renamed = workbook.with_name("my animals.xlsx")
+    workbook.rename(renamed)
+    before = len(sandbox.request_log)
+
+    moved = engine.on_moved(workbook, renamed)
+
+    assert moved is not None
+    assert moved.outcome == "unchanged"
+    assert len(sandbox.request_log) == before
+    mapped = engine.ctx.state.mapping(renamed)
+    assert mapped is not None
+    assert mapped[0] == int(sandbox.info()["tasks"]["animal_task"])
+    edit_xlsx(renamed, {(2, "genotype"): "HET"})
+    pushed = engine.on_settled(renamed)
+    assert pushed is not None
+    assert (pushed.outcome, pushed.changed) == ("pushed", 1)
+
+
+def test_a_deleted_workbook_is_forgotten_and_pulled_again_by_the_next_poll(
+    workbook: Path, engine: SyncEngine
+) -> None:
+    workbook.unlink()
+
+    engine.on_deleted(workbook)
+
+    assert engine.ctx.state.mapping(workbook) is None
+    assert engine.ctx.state.base(workbook) is None
+    engine.poll()
+    assert workbook.exists()
+    assert engine.ctx.state.base(workbook) is not None
+
+
+@pytest.mark.libreoffice
+def test_a_workbook_saved_by_libreoffice_pushes_only_the_edited_row(
+    workbook: Path, engine: SyncEngine, tmp_path: Path
+) -> None:
+    soffice = shutil.which("soffice")
+    if soffice is None:
+        pytest.skip("soffice is not installed")
+    edit_xlsx(workbook, {(3, "genotype"): "HOM"})
+    out = tmp_path / "lo-out"
+    subprocess.run(
+        [
+            soffice,
+            "--headless",
+            f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+            "--convert-to",
+            "xlsx:Calc MS Excel 2007 XML",
+            "--outdir",
+            str(out),
+            str(workbook),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    shutil.copyfile(out / workbook.name, workbook)
+
+    result = engine.on_settled(workbook)
+
+    assert result is not None
+    assert (result.outcome, result.changed, result.added) == ("pushed", 1, 0)
