@@ -9,9 +9,11 @@ with every CRC correct" is a good completion test; a CSV has no such test.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -85,7 +87,10 @@ def fingerprint_workbook(path: Path) -> str:
         IncompleteWorkbookError: the file is empty, or an XLSX is not a whole zip.
         OSError: the file cannot be read.
     """
-    if path.stat().st_size == 0:
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise IncompleteWorkbookError("it is not a regular file")
+    if st.st_size == 0:
         raise IncompleteWorkbookError("the file is empty")
 
     if path.suffix.lower() not in _ZIP_SUFFIXES:
@@ -118,7 +123,9 @@ def fingerprint_workbook(path: Path) -> str:
 
 
 def hash_file(path: Path) -> str:
-    """The SHA-256 fingerprint of a file's bytes."""
+    """The SHA-256 fingerprint of a regular file's bytes (never opens a FIFO)."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 20):

@@ -17,11 +17,11 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from watchdog.events import FileSystemEventHandler
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
@@ -153,6 +153,19 @@ def count_unwatched_folders(folder: Path, watched: set[int]) -> int:
     return missing
 
 
+class EventForwarder(FileSystemEventHandler):
+    """Hands every watchdog event to one callable; logs what it raises."""
+
+    def __init__(self, forward: Callable[[FileSystemEvent], None]) -> None:
+        self._forward = forward
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        try:
+            self._forward(event)
+        except Exception:
+            logger.exception("Unhandled exception while handling %r", event)
+
+
 class Observers:
     """The observers watching the folders: native where possible, else polling.
 
@@ -164,13 +177,13 @@ class Observers:
     def __init__(
         self,
         folders: Sequence[Path],
-        handler: FileSystemEventHandler,
+        on_event: Callable[[FileSystemEvent], None],
         *,
         choice: ObserverChoice,
         polling_interval_seconds: float,
     ) -> None:
         self._folders = list(folders)
-        self._handler = handler
+        self._handler = EventForwarder(on_event)
         self._choice = choice
         self._polling_seconds = polling_interval_seconds
         self._native: BaseObserver | None = None

@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import FileSystemEvent
 
 from curation_sync.deadlines import Deadlines, Key
 from curation_sync.errors import ConfigError
@@ -83,17 +83,6 @@ class _PathState:
     own_fingerprints: deque[str] = field(
         default_factory=lambda: deque(maxlen=_OWN_WRITES_KEPT)
     )
-
-
-class _EventHandler(FileSystemEventHandler):
-    def __init__(self, watcher: Watcher) -> None:
-        self._watcher = watcher
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        try:
-            self._watcher._on_event(event)
-        except Exception:
-            logger.exception("Unhandled exception while handling %r", event)
 
 
 class Watcher:
@@ -179,7 +168,7 @@ class Watcher:
         self._open_in_editor: set[Path] = set()
         self._observers = Observers(
             self._folders,
-            _EventHandler(self),
+            self._on_event,
             choice=observer,
             polling_interval_seconds=polling_interval_seconds,
         )
@@ -393,7 +382,13 @@ class Watcher:
 
     def _examine(self, path: Path) -> float | None:
         """Decide about one workbook; returns a delay to look at it again."""
-        signature = stat_signature(path)
+        try:
+            signature = stat_signature(path)
+        except OSError as error:
+            logger.warning(
+                "Could not look at %s (%s); will retry on its next change", path, error
+            )
+            return None
         if signature is None:
             self._report_missing(path)
             return None
@@ -411,10 +406,10 @@ class Watcher:
 
         try:
             fingerprint = fingerprint_workbook(path)
-        except IncompleteWorkbookError as error:
-            return self._retry_incomplete(path, state, signature, str(error))
         except FileNotFoundError:
             return self._stable_seconds
+        except (IncompleteWorkbookError, OSError) as error:
+            return self._retry_incomplete(path, state, signature, str(error))
 
         # The file changed while it was being read: look again.
         if stat_signature(path) != signature:
@@ -488,6 +483,8 @@ class Watcher:
             fingerprint = hash_file(path)
         except FileNotFoundError:
             return self._stable_seconds
+        except OSError as error:
+            fingerprint = f"unreadable:{error.errno}"
         self._conclude(path, state, signature, fingerprint)
         return None
 

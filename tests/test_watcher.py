@@ -902,3 +902,19 @@ def test_an_unreadable_sub_folder_is_not_taken_for_the_inotify_limit(
     assert "observer native" in output
     assert "WARNING" not in output
     assert "settled d9/deep.csv" in output
+
+
+def test_a_fifo_or_a_symlink_loop_named_like_a_workbook_never_blocks_the_watcher(
+    start: Start, watched: Path, caplog: pytest.LogCaptureFixture, observer_kind: str
+) -> None:
+    _, recorder = start(incomplete_timeout_seconds=1.0)
+
+    os.mkfifo(watched / "pipe.csv")
+    (watched / "loop.csv").symlink_to(watched / "loop.csv")
+    (watched / "real.csv").write_text("animal_id\nA1\n")
+
+    # The FIFO is passed on once, unread, so the daemon can say what it is.
+    recorder.expect(("settled", "real.csv"), ("settled", "pipe.csv"))
+    assert "it is not a regular file" in caplog.text
+    # A polling snapshot passes over the loop; inotify reports it.
+    assert ("Could not look at" in caplog.text) == (observer_kind == "native")
