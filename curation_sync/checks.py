@@ -27,6 +27,16 @@ from curation_sync.validation import (
 from curation_sync.workbook import Table
 
 MEMO_SIZE = 200_000
+# Problem kinds whose rows are held back: the cell text read is not what is shown.
+HOLDING_KINDS = frozenset(
+    {
+        "formula-error",
+        "formula-without-value",
+        "merged-cells",
+        "control-character",
+        "cell-too-long",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -114,11 +124,38 @@ def check_table(
 
     positions = [table.columns.index(name) for name in push_columns]
     rows = [tuple(row[i] for i in positions) for row in table.rows]
-    keyed = key_rows(push_columns, rows, upsert_key, sheet_rows=table.sheet_rows)
+    keyed = _hold_unsafe_rows(
+        table, key_rows(push_columns, rows, upsert_key, sheet_rows=table.sheet_rows)
+    )
     issues, valid, invalid = _validate(
         table, push_columns, rows, upsert_key, schema, schema_id
     )
     return LocalCheck(push_columns, keyed, tuple(issues), notes, None, valid, invalid)
+
+
+def _hold_unsafe_rows(table: Table, keyed: KeyedRows) -> KeyedRows:
+    """Hold back rows whose cells were not read as the person sees them.
+
+    A merged cell, a formula without a stored result, a control character or a
+    cell longer than a spreadsheet can hold would push something other than what
+    is on screen (often an empty cell over a real value), so such a row is kept
+    out of the push and reported instead.
+    """
+    reasons: dict[int, str] = {}
+    for problem in table.problems:
+        if problem.kind in HOLDING_KINDS and problem.sheet_row is not None:
+            reasons.setdefault(problem.sheet_row, problem.message)
+    if not reasons:
+        return keyed
+    held = list(keyed.held_back)
+    rows = dict(keyed.rows)
+    where = dict(keyed.sheet_rows)
+    for key, number in keyed.sheet_rows.items():
+        if number in reasons:
+            held.append(HeldBackRow(number, key, reasons[number]))
+            rows.pop(key, None)
+            where.pop(key, None)
+    return KeyedRows(keyed.columns, rows, where, tuple(held))
 
 
 def _validate(

@@ -25,6 +25,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from curation_sync.merge import Key
+from curation_sync.outbox import (
+    OutboxEntry,
+    OutboxMixin,
+    PushRecord,
+    parse_moment,
+    stamp,
+    utc_now,
+)
 from curation_sync.tasks import TaskInfo, TaskState
 
 STATE_DIR = ".curation-sync"
@@ -63,11 +71,6 @@ CREATE TABLE IF NOT EXISTS reported (
 """
 
 
-def utc_now() -> dt.datetime:
-    """The current time, UTC-aware."""
-    return dt.datetime.now(dt.timezone.utc)
-
-
 @dataclass(frozen=True)
 class Base:
     """The rows of the last record set version a workbook and Synapse agreed on."""
@@ -101,40 +104,7 @@ class StoredSchema:
     fetched_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class OutboxEntry:
-    """A push or pull that has not finished yet."""
-
-    id: int
-    kind: str
-    path: Path
-    task_id: int | None
-    stage: str
-    detail: str | None
-    session_id: str | None
-    attempts: int
-    created_at: dt.datetime
-    next_attempt_at: dt.datetime
-    last_error: str | None
-
-
-@dataclass(frozen=True)
-class PushRecord:
-    """One finished push, for the history."""
-
-    path: Path
-    task_id: int
-    version: int | None
-    changed: int
-    added: int
-    removed: int
-    conflicts: int
-    held_back: int
-    invalid: int
-    pushed_at: dt.datetime
-
-
-class StateStore:
+class StateStore(OutboxMixin):
     """The SQLite state of one watched folder (see the module docstring)."""
 
     def __init__(self, folder: Path, *, db_path: Path | None = None) -> None:
@@ -181,7 +151,7 @@ class StateStore:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO mappings VALUES (?, ?, ?, ?)",
-                (self.relative(path), task_id, source, _stamp(utc_now())),
+                (self.relative(path), task_id, source, stamp(utc_now())),
             )
 
     def mapping(self, path: Path) -> tuple[int, str] | None:
@@ -235,7 +205,7 @@ class StateStore:
                     json.dumps(info.to_json()),
                     state.value if state else None,
                     keep,
-                    _stamp(utc_now()),
+                    stamp(utc_now()),
                 ),
             )
 
@@ -289,7 +259,7 @@ class StateStore:
                     schema_id,
                     json.dumps(body) if body is not None else None,
                     json.dumps(list(upsert_key)),
-                    _stamp(utc_now()),
+                    stamp(utc_now()),
                 ),
             )
 
@@ -307,7 +277,7 @@ class StateStore:
             schema_id=row[0],
             body=json.loads(row[1]) if row[1] else None,
             upsert_key=tuple(json.loads(row[2])),
-            fetched_at=_parse(row[3]),
+            fetched_at=parse_moment(row[3]),
         )
 
     # Bases and content hashes -----------------------------------------------------
@@ -326,7 +296,7 @@ class StateStore:
                     json.dumps(list(base.columns)),
                     json.dumps(list(base.upsert_key)),
                     json.dumps(rows, separators=(",", ":")),
-                    _stamp(utc_now()),
+                    stamp(utc_now()),
                 ),
             )
 
@@ -353,7 +323,7 @@ class StateStore:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?)",
-                (self.relative(path), content_hash, _stamp(utc_now())),
+                (self.relative(path), content_hash, stamp(utc_now())),
             )
 
     def content_hash(self, path: Path) -> str | None:
@@ -363,144 +333,7 @@ class StateStore:
         )
         return str(row[0]) if row else None
 
-    # Outbox ---------------------------------------------------------------------
-
-    def enqueue(
-        self,
-        kind: str,
-        path: Path,
-        task_id: int | None = None,
-        *,
-        detail: str | None = None,
-    ) -> int:
-        """Queue a push or pull for a workbook; one entry per kind and path.
-
-        Queuing again keeps the entry's id, creation time and progress, and makes it
-        due now.
-        """
-        now = _stamp(utc_now())
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO outbox (kind, path, task_id, stage, detail, created_at, "
-                "next_attempt_at) VALUES (?, ?, ?, 'queued', ?, ?, ?) "
-                "ON CONFLICT (kind, path) DO UPDATE SET next_attempt_at = excluded."
-                "next_attempt_at, task_id = COALESCE(excluded.task_id, task_id), "
-                "detail = COALESCE(excluded.detail, detail)",
-                (kind, self.relative(path), task_id, detail, now, now),
-            )
-            row = db.execute(
-                "SELECT id FROM outbox WHERE kind = ? AND path = ?",
-                (kind, self.relative(path)),
-            ).fetchone()
-        return int(row[0])
-
-    def advance(
-        self,
-        entry_id: int,
-        stage: str,
-        *,
-        detail: str | None = None,
-        session_id: str | None = None,
-    ) -> None:
-        """Record that an outbox entry reached a stage (kept across crashes)."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE outbox SET stage = ?, detail = COALESCE(?, detail), "
-                "session_id = COALESCE(?, session_id) WHERE id = ?",
-                (stage, detail, session_id, entry_id),
-            )
-
-    def defer(self, entry_id: int, error: str, retry_at: dt.datetime) -> None:
-        """Count a failed attempt and set when to try again."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
-                "next_attempt_at = ? WHERE id = ?",
-                (error, _stamp(retry_at), entry_id),
-            )
-
-    def finish(self, entry_id: int) -> None:
-        """Remove a finished outbox entry."""
-        with self._transaction() as db:
-            db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
-
-    def outbox(
-        self, kind: str | None = None, *, due_at: dt.datetime | None = None
-    ) -> list[OutboxEntry]:
-        """Pending entries, oldest first; only those due by `due_at` when given."""
-        query = (
-            "SELECT id, kind, path, task_id, stage, detail, session_id, attempts, "
-            "created_at, next_attempt_at, last_error FROM outbox WHERE 1 = 1"
-        )
-        params: list[Any] = []
-        if kind is not None:
-            query += " AND kind = ?"
-            params.append(kind)
-        if due_at is not None:
-            query += " AND next_attempt_at <= ?"
-            params.append(_stamp(due_at))
-        rows = self._all(query + " ORDER BY created_at, id", tuple(params))
-        return [self._entry(row) for row in rows]
-
-    def outbox_entry(self, kind: str, path: Path) -> OutboxEntry | None:
-        """The pending entry of one kind for a workbook, or None."""
-        row = self._one(
-            "SELECT id, kind, path, task_id, stage, detail, session_id, attempts, "
-            "created_at, next_attempt_at, last_error FROM outbox "
-            "WHERE kind = ? AND path = ?",
-            (kind, self.relative(path)),
-        )
-        return self._entry(row) if row else None
-
-    # History and one-time reports ---------------------------------------------------
-
-    def record_push(self, record: PushRecord) -> None:
-        """Append a finished push to the history."""
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO history (path, task_id, version, changed, added, removed, "
-                "conflicts, held_back, invalid, pushed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    self.relative(record.path),
-                    record.task_id,
-                    record.version,
-                    record.changed,
-                    record.added,
-                    record.removed,
-                    record.conflicts,
-                    record.held_back,
-                    record.invalid,
-                    _stamp(record.pushed_at),
-                ),
-            )
-
-    def history(self, path: Path | None = None, *, limit: int = 50) -> list[PushRecord]:
-        """The most recent pushes, newest first."""
-        query = (
-            "SELECT path, task_id, version, changed, added, removed, conflicts, "
-            "held_back, invalid, pushed_at FROM history"
-        )
-        params: tuple[Any, ...] = ()
-        if path is not None:
-            query += " WHERE path = ?"
-            params = (self.relative(path),)
-        rows = self._all(query + " ORDER BY id DESC LIMIT ?", (*params, limit))
-        return [
-            PushRecord(
-                path=self.absolute(r[0]),
-                task_id=int(r[1]),
-                version=r[2],
-                changed=int(r[3]),
-                added=int(r[4]),
-                removed=int(r[5]),
-                conflicts=int(r[6]),
-                held_back=int(r[7]),
-                invalid=int(r[8]),
-                pushed_at=_parse(r[9]),
-            )
-            for r in rows
-        ]
+    # One-time reports -------------------------------------------------------------
 
     def mark_reported(self, path: Path, reason: str) -> bool:
         """Note that a problem with a workbook was reported; False if it already was."""
@@ -512,7 +345,7 @@ class StateStore:
                 return False
             db.execute(
                 "INSERT OR REPLACE INTO reported VALUES (?, ?, ?)",
-                (self.relative(path), reason, _stamp(utc_now())),
+                (self.relative(path), reason, stamp(utc_now())),
             )
         return True
 
@@ -543,34 +376,24 @@ class StateStore:
         with self._lock:
             return [tuple(row) for row in self._db.execute(query, params).fetchall()]
 
-    def _entry(self, row: tuple[Any, ...]) -> OutboxEntry:
-        return OutboxEntry(
-            id=int(row[0]),
-            kind=str(row[1]),
-            path=self.absolute(row[2]),
-            task_id=int(row[3]) if row[3] is not None else None,
-            stage=str(row[4]),
-            detail=row[5],
-            session_id=row[6],
-            attempts=int(row[7]),
-            created_at=_parse(row[8]),
-            next_attempt_at=_parse(row[9]),
-            last_error=row[10],
-        )
-
-
-def _stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def _parse(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
-
 
 def _stored_task(row: tuple[Any, ...]) -> StoredTask:
     return StoredTask(
         info=TaskInfo.from_json(json.loads(row[0])),
         state=TaskState(row[1]) if row[1] else None,
         session_id=row[2],
-        seen_at=_parse(row[3]),
+        seen_at=parse_moment(row[3]),
     )
+
+
+__all__ = [
+    "STATE_DIR",
+    "STATE_FILE",
+    "Base",
+    "OutboxEntry",
+    "PushRecord",
+    "StateStore",
+    "StoredSchema",
+    "StoredTask",
+    "utc_now",
+]

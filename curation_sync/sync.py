@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NoReturn
 
@@ -36,13 +36,21 @@ from curation_sync.mapping import (
     resolve_mapping,
     workbook_names,
 )
+from curation_sync.poll import (
+    PollResult,
+    poll_project,
+    retry_at,
+    run_pulls,
+    settle_pull_entry,
+)
 from curation_sync.pull import PullResult, pull_task
 from curation_sync.push import PushResult, push_workbook
 from curation_sync.report import ReportWriter, sidecar_writer
 from curation_sync.sidecar import DEFAULT_NAME_TEMPLATE
 from curation_sync.state import STATE_DIR, StateStore, utc_now
+from curation_sync.status import WorkbookStatus, workbook_status
 from curation_sync.synapse import SynapseAdapter
-from curation_sync.tasks import TaskInfo, TaskKind, TaskState
+from curation_sync.tasks import TaskInfo
 from curation_sync.workbook import read_identity
 
 logger = logging.getLogger(__name__)
@@ -79,31 +87,6 @@ class Context:
     is_open: Callable[[Path], bool]
     on_own_write: Callable[[Path], None]
     clock: Callable[[], dt.datetime] = utc_now
-
-
-@dataclass(frozen=True)
-class WorkbookStatus:
-    """One line of `curation-sync status`."""
-
-    path: Path
-    task_id: int | None
-    task_name: str | None
-    state: str
-    detail: str
-    base_version: int | None = None
-    last_pushed_at: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class PollResult:
-    """What one poll of a project noticed and did."""
-
-    project_id: str
-    tasks: int
-    new_tasks: tuple[int, ...] = ()
-    changed_tasks: tuple[int, ...] = ()
-    pulls: tuple[PullResult, ...] = ()
-    pushes: tuple[PushResult, ...] = field(default=())
 
 
 class SyncEngine:
@@ -221,7 +204,7 @@ class SyncEngine:
             source = mapping.source
         with self._lock(path):
             result = pull_task(self.ctx, task, path, source=source)
-        self._settle_pull_entry(result)
+        settle_pull_entry(self.ctx, result)
         return result
 
     def poll(self, project_id: str | None = None) -> PollResult:
@@ -230,37 +213,7 @@ class SyncEngine:
         Raises:
             TransientRemoteError, RemoteError: the task list could not be fetched.
         """
-        project = project_id or self.ctx.settings.project_id
-        listed = self.ctx.adapter.list_tasks(project)
-        known = {
-            stored.info.task_id: stored for stored in self.ctx.state.tasks(project)
-        }
-        new, changed = [], []
-        for task in listed:
-            old = known.get(task.task_id)
-            state = self._poll_state(task, old.state if old else None)
-            self.ctx.state.save_task(task, state)
-            if old is None:
-                new.append(task.task_id)
-                logger.info("New task %s (%s) in %s", task.name, task.task_id, project)
-            elif old.info != task or old.state != state:
-                changed.append(task.task_id)
-            reopened = (
-                state is not None
-                and state.accepts_pushes
-                and old is not None
-                and old.state is not None
-                and not old.state.accepts_pushes
-            )
-            if reopened:
-                self._requeue_blocked(task.task_id)
-            self._queue_pull_if_needed(task, state)
-
-        pulls = self._run_pulls()
-        pushes = self.resume_pending(pulls_too=False)
-        return PollResult(
-            project, len(listed), tuple(new), tuple(changed), pulls, pushes
-        )
+        return poll_project(self, project_id or self.ctx.settings.project_id)
 
     def resume_pending(self, *, pulls_too: bool = True) -> tuple[PushResult, ...]:
         """Run every due push left in the outbox (after a crash, or Synapse outage)."""
@@ -279,11 +232,11 @@ class SyncEngine:
                 results.append(self.push(entry.path))
             except CurationSyncError as error:
                 self.ctx.state.defer(
-                    entry.id, str(error), self._retry_at(entry.attempts)
+                    entry.id, str(error), retry_at(self.ctx, entry.attempts)
                 )
                 logger.warning("Could not push %s (%s)", entry.path.name, error)
         if pulls_too:
-            self._run_pulls()
+            run_pulls(self)
         return tuple(results)
 
     # Mapping and status ---------------------------------------------------------------
@@ -294,10 +247,25 @@ class SyncEngine:
         try:
             relative = path.resolve().relative_to(folder)
         except ValueError:
+            self._explain_link(path, folder, "a file outside the watched folder")
             return False
         if relative.parts and relative.parts[0] == STATE_DIR:
             return False
-        return is_workbook_path(path) and not self._is_sidecar(path)
+        if not is_workbook_path(path) or self._is_sidecar(path):
+            return False
+        if path.is_symlink() and not path.exists():
+            self._explain_link(path, folder, "a file that does not exist")
+            return False
+        if path.exists() and not path.is_file():
+            # A directory or a named pipe: reading a pipe would block forever.
+            self._explain_skip(
+                path,
+                "not-a-file",
+                "it is not a regular file (a folder, pipe or device); only "
+                "workbook files are synced",
+            )
+            return False
+        return True
 
     def map_workbook(self, path: Path) -> WorkbookMapping | None:
         """The task a workbook belongs to, recording it; None when it maps to nothing.
@@ -329,7 +297,7 @@ class SyncEngine:
     def status(self) -> list[WorkbookStatus]:
         """The state of every workbook in the folder and every mapped one."""
         paths = set(self._scan()) | set(self.ctx.state.mappings())
-        return [self._status_of(path) for path in sorted(paths)]
+        return [workbook_status(self.ctx.state, path) for path in sorted(paths)]
 
     # Internals ------------------------------------------------------------------
 
@@ -340,6 +308,25 @@ class SyncEngine:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             yield
+
+    def _explain_link(self, path: Path, folder: Path, target: str) -> None:
+        """Say once why a symbolic link in the folder is left alone."""
+        try:
+            path.parent.resolve().relative_to(folder)
+        except ValueError:
+            return
+        if path.is_symlink() and is_workbook_path(path):
+            self._explain_skip(
+                path,
+                "symlink",
+                f"it is a symbolic link to {target}; only files inside the watched "
+                "folder are synced, so copy the workbook in instead",
+            )
+
+    def _explain_skip(self, path: Path, reason: str, message: str) -> None:
+        key = path.parent.resolve() / path.name
+        if self.ctx.state.mark_reported(key, reason):
+            logger.warning("Left %s alone: %s", path.name, message)
 
     def _is_sidecar(self, path: Path) -> bool:
         template = self.ctx.settings.sidecar_name_template
@@ -384,85 +371,6 @@ class SyncEngine:
             logger.info("Left %s alone: %s", path.name, message)
         return PushResult(path, "unmapped", message)
 
-    def _poll_state(self, task: TaskInfo, old: TaskState | None) -> TaskState | None:
-        if task.kind is TaskKind.OTHER:
-            return old
-        try:
-            state = self.ctx.adapter.get_status(task.task_id).state
-        except RemoteError as error:
-            logger.warning(
-                "Could not read the state of task %s (%s)", task.task_id, error
-            )
-            return old
-        if old is not None and state is not old:
-            logger.info("Task %s is now %s", task.name, state.value)
-        return state
-
-    def _requeue_blocked(self, task_id: int) -> None:
-        for entry in self.ctx.state.outbox("push"):
-            if entry.task_id == task_id and entry.stage == "blocked":
-                self.ctx.state.advance(entry.id, "queued")
-
-    def _queue_pull_if_needed(self, task: TaskInfo, state: TaskState | None) -> None:
-        if task.kind is TaskKind.OTHER:
-            return
-        path, _ = self._workbook_for(task)
-        if not path.exists():
-            if state is None or state.accepts_pushes:
-                self.ctx.state.enqueue("pull", path, task.task_id)
-            return
-        if task.kind is not TaskKind.RECORD:
-            return
-
-        base = self.ctx.state.base(path)
-        try:
-            version = self.ctx.adapter.record_set(task.record_set_id or "").version
-        except RemoteError as error:
-            logger.warning("Could not check %s for new rows (%s)", task.name, error)
-            return
-        if base is None or version > base.version:
-            self.ctx.state.enqueue("pull", path, task.task_id)
-
-    def _run_pulls(self) -> tuple[PullResult, ...]:
-        results = []
-        for entry in self.ctx.state.outbox("pull", due_at=self.ctx.clock()):
-            if entry.task_id is None:
-                self.ctx.state.finish(entry.id)
-                continue
-            try:
-                task = self._task(entry.task_id)
-            except RemoteError as error:
-                self.ctx.state.defer(
-                    entry.id, str(error), self._retry_at(entry.attempts)
-                )
-                continue
-            source = (self.ctx.state.mapping(entry.path) or (0, "name"))[1]
-            with self._lock(entry.path):
-                result = pull_task(self.ctx, task, entry.path, source=source)
-            self._settle_pull_entry(result)
-            results.append(result)
-        return tuple(results)
-
-    def _settle_pull_entry(self, result: PullResult) -> None:
-        entry = self.ctx.state.outbox_entry("pull", result.path)
-        if entry is None:
-            return
-        if result.outcome in ("written", "up-to-date"):
-            self.ctx.state.finish(entry.id)
-        elif result.outcome == "waiting":
-            self.ctx.state.advance(entry.id, "waiting", detail=result.message)
-        else:
-            self.ctx.state.defer(
-                entry.id, result.message, self._retry_at(entry.attempts)
-            )
-
-    def _retry_at(self, attempts: int) -> dt.datetime:
-        settings = self.ctx.settings
-        wait = min(
-            settings.retry_initial_seconds * 2**attempts, settings.retry_max_seconds
-        )
-        return self.ctx.clock() + dt.timedelta(seconds=wait)
-
     def _scan(self) -> Iterator[Path]:
         folder = self.ctx.settings.folder.resolve()
         for root, dirs, files in os.walk(folder):
@@ -471,56 +379,6 @@ class SyncEngine:
                 path = Path(root) / name
                 if self.is_candidate(path):
                     yield path
-
-    def _status_of(self, path: Path) -> WorkbookStatus:
-        state = self.ctx.state
-        mapped = state.mapping(path)
-        if mapped is None:
-            return WorkbookStatus(path, None, None, "unmapped", "maps to no task")
-
-        stored = state.task(mapped[0])
-        base = state.base(path)
-        history = state.history(path, limit=1)
-        last = history[0] if history else None
-        push = state.outbox_entry("push", path)
-        pull = state.outbox_entry("pull", path)
-        if not path.exists():
-            word, detail = "missing", "the file is gone"
-        elif push is not None:
-            word, detail = _push_state(
-                push.stage, push.attempts, push.detail, push.last_error
-            )
-        elif pull is not None:
-            word = "pull waiting"
-            detail = pull.detail or pull.last_error or "a newer version is waiting"
-        elif last is not None and last.conflicts:
-            word = "conflicts"
-            detail = (
-                f"{last.conflicts} rows in conflict at the last push; see the sidecar"
-            )
-        else:
-            word, detail = "in sync", "nothing pending"
-        return WorkbookStatus(
-            path=path,
-            task_id=mapped[0],
-            task_name=stored.info.name if stored else None,
-            state=word,
-            detail=detail,
-            base_version=base.version if base else None,
-            last_pushed_at=last.pushed_at if last else None,
-        )
-
-
-def _push_state(
-    stage: str, attempts: int, detail: str | None, error: str | None
-) -> tuple[str, str]:
-    if stage == "awaiting-confirm":
-        return "needs confirm", detail or "the push waits for an explicit confirm"
-    if stage == "blocked":
-        return "blocked", detail or "the task takes no pushes"
-    if attempts:
-        return "retrying", error or "the last attempt failed"
-    return "push pending", f"the push reached stage {stage!r}"
 
 
 def raise_unmapped(path: Path) -> NoReturn:
