@@ -2,6 +2,16 @@
 
 `Sandbox` serves the repo, file and auth paths on one base URL on 127.0.0.1 for the
 unmodified synapseclient; `write_synapse_config` points a client at it.
+
+Limitations:
+    Principals are users only: teams, team-owned grid sessions and team assignees
+    are not modelled. The Grid web UI (websocket replicas, cell edits, grid update
+    jobs) is not served; `Sandbox.edit_grid` stands in for a person's cell edits.
+    A file-based grid's synchronize writes the grid's values to the files'
+    annotations without first merging changes made to the files. CSV reading does
+    not tell an empty unquoted field from a quoted empty one. JSON schemas are
+    registered by scenarios only, not over HTTP, and the task `execute` job is not
+    served.
 """
 
 from __future__ import annotations
