@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -153,3 +154,19 @@ def test_the_throttle_answers_429_like_synapse_when_switched_on(
         task.get_status()
 
     assert sandbox.request_log.count("GET", r"/status$", status=429) >= 1
+
+
+def test_the_throttle_refuses_a_fourth_concurrent_request_of_one_user(
+    sandbox: Sandbox, synapse_client: Synapse
+) -> None:
+    task = CurationTask(task_id=sandbox.info()["tasks"]["animal_task"])
+    sandbox.faults.add(r"/status$", kind="delay", delay_seconds=1.0, count=4)
+    sandbox.throttle.enabled = True
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        states = list(pool.map(lambda _: task.get_status().state, range(4)))
+
+    # The refused request is retried by the client and then succeeds.
+    assert states == ["NOT_STARTED"] * 4
+    assert sandbox.request_log.count("GET", r"/status$", status=429) >= 1
+    assert sandbox.request_log.count("GET", r"/status$", status=200) == 4

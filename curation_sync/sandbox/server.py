@@ -56,6 +56,7 @@ class Request:
     user: User | None
     params: dict[str, str] = field(default_factory=dict)
     job_fault: bool = False
+    delay_seconds: float = 0.0
 
     def json(self) -> Any:
         """The body parsed as JSON; a 400 answer when it is not JSON."""
@@ -176,9 +177,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
         # Injected faults come first, so that they hit before any state changes.
         fault = app.faults.pick(self.command, path)
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.delay_seconds)
-        elif fault is not None and fault.kind == "reset":
+        if fault is not None and fault.kind == "reset":
             self._reset(path)
             return
         elif fault is not None and fault.kind == "status":
@@ -191,6 +190,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.command, path, dict(parse_qsl(parts.query)), self.headers, body, user
         )
         request.job_fault = fault is not None and fault.kind == "job_fail"
+        if fault is not None and fault.kind == "delay":
+            request.delay_seconds = fault.delay_seconds
         self._send(path, self._dispatch(app, request), user)
 
     def _dispatch(self, app: App, request: Request) -> Reply:
@@ -216,6 +217,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if slot is not None:
             return Reply(429, {"reason": slot})
         try:
+            # A slow answer holds its connection slot, as a slow server would.
+            time.sleep(request.delay_seconds)
             return route.handler(app, request)
         except ApiError as error:
             return Reply(error.status, _error_body(error.reason))
