@@ -121,8 +121,11 @@ def test_pull_brings_a_newer_record_set_version_into_an_older_grid(
     assert RecordSet(id=record_set_id).get().version_number == 2
 
 
-def test_file_based_grid_synchronize_writes_annotations_to_the_files(
-    sandbox: Sandbox, synapse_client: Synapse, tmp_path: Path
+def test_file_based_grid_synchronize_merges_file_changes_and_writes_annotations(
+    sandbox: Sandbox,
+    synapse_client: Synapse,
+    make_client: Callable[..., Synapse],
+    tmp_path: Path,
 ) -> None:
     info = sandbox.info()
     task = CurationTask(task_id=info["tasks"]["sample_task"])
@@ -131,6 +134,14 @@ def test_file_based_grid_synchronize_writes_annotations_to_the_files(
     shown = pd.read_csv(csv_path)
     assert list(shown.columns) == ["id", "name", "sample_id", "tissue", "read_count"]
     assert list(shown["sample_id"].fillna("")) == ["S001", "S002", ""]
+
+    # Meanwhile an administrator re-annotates the first file directly.
+    admin = make_client(sandbox.token("admin"))
+    first = File(id=info["files"]["sample_1"], download_file=False).get(
+        synapse_client=admin
+    )
+    first.annotations["tissue"] = ["kidney"]
+    first.store(synapse_client=admin)
     # The Grid web UI is the only editor of file-based grids; the sandbox stands in.
     edited = sandbox.edit_grid(
         grid.session_id,
@@ -141,12 +152,21 @@ def test_file_based_grid_synchronize_writes_annotations_to_the_files(
 
     task.synchronize_active_grid_session(sync_type=SyncType.PULL)
 
-    annotations = (
-        File(id=info["files"]["sample_3"], download_file=False).get().annotations
+    def annotations(key: str) -> dict[str, object]:
+        found = File(id=info["files"][key], download_file=False).get().annotations
+        return dict(found)
+
+    assert annotations("sample_3") == {
+        "sample_id": ["S003"],
+        "tissue": ["heart"],
+        "read_count": [77],
+    }
+    assert annotations("sample_1")["tissue"] == ["kidney"]
+    assert annotations("sample_1")["read_count"] == [1200]
+    pulled = pd.read_csv(
+        grid.download_csv(destination=str(tmp_path), file_name="b.csv")
     )
-    assert annotations["sample_id"] == ["S003"]
-    assert annotations["read_count"] == [77]
-    assert annotations["tissue"] == ["heart"]
+    assert list(pulled["tissue"]) == ["kidney", "brain", "heart"]
 
 
 def test_grid_list_get_and_delete_follow_the_creator_rule(

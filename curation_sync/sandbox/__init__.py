@@ -7,8 +7,7 @@ Limitations:
     Principals are users only: teams, team-owned grid sessions and team assignees
     are not modelled. The Grid web UI (websocket replicas, cell edits, grid update
     jobs) is not served; `Sandbox.edit_grid` stands in for a person's cell edits.
-    A file-based grid's synchronize writes the grid's values to the files'
-    annotations without first merging changes made to the files. CSV reading does
+    CSV reading does
     not tell an empty unquoted field from a quoted empty one. JSON schemas are
     registered by scenarios only, not over HTTP, and the task `execute` job is not
     served.

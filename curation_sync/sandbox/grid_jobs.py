@@ -129,8 +129,8 @@ def create_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, Any]:
         app.store.run(
             "INSERT INTO grids (id, source_id, source_kind, baseline_version,"
             " started_by, owner, auth_mode, schema_id, columns, started_on,"
-            " modified_on, etag, last_replica)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            " modified_on, etag, last_replica, view_baseline)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
             (
                 session_id,
                 source.entity["id"],
@@ -144,6 +144,7 @@ def create_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, Any]:
                 stamp,
                 stamp,
                 new_etag(),
+                None if source.baseline is not None else json.dumps(source.rows),
             ),
         )
         replace_rows(app, session_id, source.rows, source.keys)

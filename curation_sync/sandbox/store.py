@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS grids (
     baseline_version INTEGER, started_by INTEGER NOT NULL, owner INTEGER NOT NULL,
     auth_mode TEXT, schema_id TEXT, columns TEXT NOT NULL, started_on TEXT NOT NULL,
     modified_on TEXT NOT NULL, etag TEXT NOT NULL, last_replica INTEGER NOT NULL,
-    row_keys TEXT NOT NULL DEFAULT '[]');
+    row_keys TEXT NOT NULL DEFAULT '[]', view_baseline TEXT);
 CREATE TABLE IF NOT EXISTS grid_rows (
     session_id INTEGER NOT NULL, row_no INTEGER NOT NULL, row_key TEXT,
     data TEXT NOT NULL, PRIMARY KEY (session_id, row_no));

@@ -88,9 +88,7 @@ def synchronize_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, An
     if grid["source_kind"] == "entityview":
         if sync_type != "PULL_PUSH":
             raise bad_request("Grids on an entity view support only PULL_PUSH.")
-        view = load_entity(app, int(grid["source_id"]))
-        rows = [row for _, row in load_rows(app, int(grid["id"]))]
-        problems = views.write_annotations(app, user, view, rows)
+        problems = _pull_push_view(app, user, grid)
     else:
         _pull(app, grid)
         if sync_type == "PULL_PUSH":
@@ -100,6 +98,21 @@ def synchronize_grid(app: App, user: User, body: dict[str, Any]) -> dict[str, An
         "gridSessionId": str(grid["id"]),
         "errorMessages": problems,
     }
+
+
+def _pull_push_view(app: App, user: User, grid: Any) -> list[str]:
+    """Merge the files' annotations into a view grid, then write the grid back."""
+    view = load_entity(app, int(grid["source_id"]))
+    upstream = views.view_rows(app, view)
+    baseline = {row["id"]: row for row in json.loads(grid["view_baseline"] or "[]")}
+    rows = [row for _, row in load_rows(app, int(grid["id"]))]
+    _merge_source(rows, upstream, baseline, ["id"])
+    replace_rows(app, int(grid["id"]), rows, ["id"])
+
+    problems = views.write_annotations(app, user, view, rows)
+    written = json.dumps(views.view_rows(app, view))
+    touch_grid(app, int(grid["id"]), view_baseline=written)
+    return problems
 
 
 def _pull(app: App, grid: Any) -> None:
