@@ -2,7 +2,9 @@
 
 A view's rows are the file entities directly inside its scope folders. The `id` and
 `name` columns come from the entity; every other column is an annotation. Pushing a
-file-based grid writes the annotation columns back to each file.
+file-based grid first merges the files' current annotations into the grid, against
+the snapshot taken when the grid was made or last pushed, and then writes the
+annotation columns back to each file.
 """
 
 from __future__ import annotations
