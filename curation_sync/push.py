@@ -44,8 +44,9 @@ from curation_sync.report import (
     note_report,
     synapse_report,
 )
+from curation_sync.session import advance_task_state, push_grid, session_for
 from curation_sync.state import Base, PushRecord, StoredSchema
-from curation_sync.tasks import RecordRows, TaskInfo, TaskKind, TaskState, TaskStatus
+from curation_sync.tasks import RecordRows, TaskInfo, TaskKind
 from curation_sync.workbook import Table, read_workbook
 
 if TYPE_CHECKING:
@@ -294,12 +295,12 @@ def _push_remote(ctx: Context, plan: _Plan) -> PushResult:
     uploaded = 0
     errors: list[str] = []
     if to_push:
-        session_id = _session_for(ctx, task, status)
+        session_id = session_for(ctx, task, status)
         ctx.state.advance(entry_id, "importing", session_id=session_id)
         cells = [[local[key][c] for c in check.push_columns] for key in to_push]
         uploaded = ctx.adapter.import_rows(session_id, check.push_columns, cells)
         ctx.state.advance(entry_id, "imported")
-        errors = _push_grid(ctx, session_id)
+        errors = push_grid(ctx, session_id)
         ctx.state.advance(entry_id, "pushed")
 
     # Step 8: the new version's results, the new base, the history.
@@ -341,7 +342,7 @@ def _push_remote(ctx: Context, plan: _Plan) -> PushResult:
         **{**plan.counts, "invalid": report.invalid},
     )
     _record(ctx, result)
-    _advance_task_state(ctx, task, status, report.is_clean and bool(to_push))
+    advance_task_state(ctx, task, status, report.is_clean and bool(to_push))
     ctx.state.finish(entry_id)
     logger.info(
         "Pushed %s to %s: %d rows changed, %d added, version %d",
@@ -388,55 +389,6 @@ def _keyed_remote(
     if not rows.columns or any(name not in rows.columns for name in upsert_key):
         return {}
     return key_rows(rows.columns, rows.rows, upsert_key).rows
-
-
-def _session_for(ctx: Context, task: TaskInfo, status: TaskStatus) -> str:
-    """A live grid session of ours on the task's record set, reused or created."""
-    stored = ctx.state.task(task.task_id)
-    candidates = [stored.session_id if stored else None, status.active_session_id]
-    for session_id in dict.fromkeys(c for c in candidates if c):
-        found = ctx.adapter.grid_session(session_id)
-        if (
-            found is not None
-            and found.started_by == ctx.adapter.user_id
-            and found.source_entity_id == task.record_set_id
-        ):
-            return found.session_id
-
-    created = ctx.adapter.create_grid_session(task)
-    if stored is None:
-        ctx.state.save_task(task, status.state, created.session_id)
-    else:
-        ctx.state.set_session(task.task_id, created.session_id)
-    return created.session_id
-
-
-def _push_grid(ctx: Context, session_id: str) -> list[str]:
-    if ctx.settings.push_mode == "export":
-        ctx.adapter.export(session_id)
-        return []
-    return ctx.adapter.synchronize(session_id)
-
-
-def _advance_task_state(
-    ctx: Context, task: TaskInfo, status: TaskStatus, clean: bool
-) -> None:
-    wanted = None
-    if ctx.settings.auto_complete and clean:
-        wanted = TaskState.COMPLETED
-    elif status.state is TaskState.NOT_STARTED:
-        wanted = TaskState.IN_PROGRESS
-    if wanted is None:
-        return
-    try:
-        ctx.adapter.set_state(task.task_id, wanted)
-    except RemoteError as error:
-        logger.warning(
-            "Could not set task %s to %s (%s)", task.task_id, wanted.value, error
-        )
-        return
-    ctx.state.set_task_state(task.task_id, wanted)
-    logger.info("Set task %s to %s", task.name, wanted.value)
 
 
 def _defer(

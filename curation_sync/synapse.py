@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 import logging
 import math
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,12 +45,17 @@ from synapseclient.models import (
 )
 from synapseclient.models.curation import SynchronizeGridRequest, SyncType
 
+from curation_sync.connection import Endpoints, RetryLimits, route_client_logging
 from curation_sync.errors import RemoteError, TransientRemoteError
+from curation_sync.records import (
+    read_csv_file,
+    record_rows_from,
+    validation_report_from,
+)
 from curation_sync.tasks import (
     GridSessionInfo,
     RecordRows,
     RecordSetInfo,
-    RowValidation,
     TaskInfo,
     TaskKind,
     TaskState,
@@ -62,95 +65,10 @@ from curation_sync.tasks import (
 from curation_sync.throttle import LIMITER, RequestLimiter
 
 logger = logging.getLogger(__name__)
-client_logger = logging.getLogger(__name__ + ".client")
 
 T = TypeVar("T")
 
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
-CLIENT_LOGGER_NAMES = (
-    "synapseclient_default",
-    "synapseclient_debug",
-    "synapseclient_silent",
-)
-# Client messages that are noise for a daemon: dropped to DEBUG.
-_NOISE = ("ifcollision", "Downloaded to", "completed successfully", "Uploading")
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """The four Synapse base URLs, without trailing slashes."""
-
-    repo: str
-    file: str
-    auth: str
-    portal: str
-
-    @classmethod
-    def from_base(cls, base: str) -> Endpoints:
-        """Endpoints of a server that serves every service under one base URL."""
-        root = base.rstrip("/")
-        return cls(f"{root}/repo/v1", f"{root}/file/v1", f"{root}/auth/v1", f"{root}/")
-
-    @classmethod
-    def from_mapping(cls, given: Mapping[str, str]) -> Endpoints:
-        """Endpoints from synapseclient's keys (`repoEndpoint`, `authEndpoint`, ...)."""
-        return cls(
-            repo=given["repoEndpoint"].rstrip("/"),
-            file=given["fileHandleEndpoint"].rstrip("/"),
-            auth=given["authEndpoint"].rstrip("/"),
-            portal=given["portalEndpoint"],
-        )
-
-    @classmethod
-    def of(cls, given: Endpoints | Mapping[str, str] | str) -> Endpoints:
-        """Endpoints from any of the accepted forms."""
-        if isinstance(given, Endpoints):
-            return given
-        if isinstance(given, str):
-            return cls.from_base(given)
-        return cls.from_mapping(given)
-
-
-@dataclass(frozen=True)
-class RetryLimits:
-    """How long synapseclient may retry one call before the adapter gives up."""
-
-    max_wait_seconds: float = 10.0
-    retries: int = 3
-    http_timeout_seconds: int = 30
-    job_timeout_seconds: int = 120
-
-
-class _Forward(logging.Filter):
-    """Sends the client's log records to our logger instead of its handlers.
-
-    Used as a filter on the client's loggers: it re-emits each record through
-    `client_logger` (INFO and the known noise become DEBUG) and returns False, so
-    the client's own handlers, and the tqdm handler it attaches during jobs, never
-    print anything.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        level = record.levelno
-        text = record.getMessage()
-        if level <= logging.INFO or any(noise in text for noise in _NOISE):
-            level = logging.DEBUG
-        if client_logger.isEnabledFor(level):
-            client_logger.log(level, "synapseclient: %s", text)
-        return False
-
-
-_FORWARD = _Forward()
-
-
-def _route_client_logging(syn: Synapse) -> None:
-    for name in CLIENT_LOGGER_NAMES:
-        named = logging.getLogger(name)
-        if _FORWARD not in named.filters:
-            named.addFilter(_FORWARD)
-        named.propagate = False
-    if _FORWARD not in syn.logger.filters:
-        syn.logger.addFilter(_FORWARD)
 
 
 def bound_client_retries(limits: RetryLimits) -> None:
@@ -220,7 +138,7 @@ class SynapseAdapter:
             cache_client=False,
             http_timeout_seconds=self.limits.http_timeout_seconds,
         )
-        _route_client_logging(self._syn)
+        route_client_logging(self._syn.logger)
         self._call("log in", 1, lambda: self._syn.login(authToken=token, silent=True))
         self.user_id = str(self._syn.credentials.owner_id)
         logger.debug("Logged in to %s as user %s", self.endpoints.repo, self.user_id)
@@ -299,7 +217,7 @@ class SynapseAdapter:
         def run() -> tuple[RecordSetInfo, RecordRows]:
             entity = RecordSet(id=record_set_id).get(synapse_client=self._syn)
             info = _record_set_info(entity)
-            return info, _read_rows(info, entity.path)
+            return info, record_rows_from(info, entity.path)
 
         return self._call(f"download the rows of {record_set_id}", 3, run)
 
@@ -331,13 +249,13 @@ class SynapseAdapter:
         def run() -> tuple[RecordSetInfo, RecordRows, ValidationReport | None]:
             entity = RecordSet(id=record_set_id).get(synapse_client=self._syn)
             info = _record_set_info(entity)
-            rows = _read_rows(info, entity.path)
+            rows = record_rows_from(info, entity.path)
             frame = entity.get_detailed_validation_results(
                 download_location=str(self.work_dir), synapse_client=self._syn
             )
             if frame is None:
                 return info, rows, None
-            return info, rows, _validation_report(info, frame)
+            return info, rows, validation_report_from(info, frame)
 
         return self._call(f"fetch the validation results of {record_set_id}", 5, run)
 
@@ -430,7 +348,7 @@ class SynapseAdapter:
                     timeout=self.limits.job_timeout_seconds,
                     synapse_client=self._syn,
                 )
-                header, rows = _parse_csv(Path(path))
+                header, rows = read_csv_file(Path(path))
             return header, rows
 
         return self._call(f"download grid session {session_id}", 5, run)
@@ -556,68 +474,10 @@ def _session_info(grid: Any) -> GridSessionInfo:
     )
 
 
-def _parse_csv(path: Path) -> tuple[tuple[str, ...], list[list[str]]]:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        lines = [line for line in csv.reader(handle) if line]
-    if not lines:
-        return (), []
-    return tuple(lines[0]), lines[1:]
-
-
-def _read_rows(info: RecordSetInfo, path: str | None) -> RecordRows:
-    if not path:
-        return RecordRows(info.record_set_id, info.version, (), ())
-    header, lines = _parse_csv(Path(path))
-    width = len(header)
-    rows = tuple(tuple((line + [""] * width)[:width]) for line in lines)
-    return RecordRows(info.record_set_id, info.version, header, rows)
-
-
-def _validation_report(info: RecordSetInfo, frame: Any) -> ValidationReport:
-    def column(name: str) -> list[Any]:
-        return list(frame[name].tolist()) if name in frame else [None] * len(frame)
-
-    rows = []
-    for index, flag, summary, messages in zip(
-        column("row_index"),
-        column("is_valid"),
-        column("validation_error_message"),
-        column("all_validation_messages"),
-        strict=True,
-    ):
-        valid = _flag(flag)
-        if valid is False:
-            rows.append(
-                RowValidation(int(index), False, _text(summary), _messages(messages))
-            )
-        else:
-            # Valid and unknown rows carry no messages.
-            rows.append(RowValidation(int(index), valid, None))
-    return ValidationReport(info.record_set_id, info.version, tuple(rows))
-
-
-def _flag(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    text = _text(value)
-    if text is None:
-        return None
-    return text.lower() == "true"
-
-
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = str(value)
-    return text or None
-
-
-def _messages(value: Any) -> tuple[str, ...]:
-    text = _text(value)
-    if text is None:
-        return ()
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return (text,)
-    return tuple(str(item) for item in parsed) if isinstance(parsed, list) else (text,)
+__all__ = [
+    "Endpoints",
+    "RetryLimits",
+    "SynapseAdapter",
+    "bound_client_retries",
+    "is_transient",
+]
