@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from synapseclient import Synapse
 from synapseclient.models import CurationTask
 
+from curation_sync.mapping import MappingRule
 from curation_sync.sandbox import Sandbox
 from curation_sync.sidecar import sidecar_path
 from curation_sync.synapse import SynapseAdapter
@@ -288,3 +290,73 @@ def test_a_workbook_that_maps_to_no_task_is_left_alone_and_reported_once(
     )
     assert len(sandbox.request_log) == before
     assert not sidecar_path(stray).exists()
+
+
+def write_csv(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_csv_workbooks_are_pulled_pushed_and_pulled_again(
+    adapter: SynapseAdapter,
+    tmp_path: Path,
+    ids: dict[str, str],
+    admin: Synapse,
+    synapse_client: Synapse,
+) -> None:
+    engine = make_engine(
+        adapter, tmp_path / "csv", ids["project"], new_workbook_suffix=".csv"
+    )
+    engine.poll()
+    workbook = engine.ctx.settings.folder.resolve() / "AnimalMetadata_Curation.csv"
+    rows = read_csv(workbook)
+    assert rows[0][0] == "animal_id"
+    rows[2][rows[0].index("sex")] = "unknown"  # A002
+    write_csv(workbook, rows)
+
+    pushed = engine.on_settled(workbook)
+
+    assert pushed is not None
+    assert (pushed.outcome, pushed.changed) == ("pushed", 1)
+    change_remotely(
+        admin, synapse_client, ids["record_set"], tmp_path, "A003", genotype="KO"
+    )
+    engine.poll()
+    by_key = {row[0]: row for row in read_csv(workbook)[1:]}
+    assert by_key["A002"][rows[0].index("sex")] == "unknown"
+    assert by_key["A003"][rows[0].index("genotype")] == "KO"
+
+
+def test_an_explicit_rule_maps_a_hand_made_csv_in_a_subfolder_to_a_task(
+    adapter: SynapseAdapter,
+    tmp_path: Path,
+    ids: dict[str, str],
+    synapse_client: Synapse,
+) -> None:
+    rule = MappingRule("lab/*.csv", task_name="AnimalMetadata_Curation")
+    engine = make_engine(adapter, tmp_path / "ruled", ids["project"], rules=(rule,))
+    mine = engine.ctx.settings.folder / "lab" / "mice.csv"
+    mine.parent.mkdir(parents=True)
+    write_csv(
+        mine,
+        [
+            ["animal_id", "genotype", "sex"],
+            ["A001", "WT", "female"],
+            ["A099", "KO", "male"],
+        ],
+    )
+
+    result = engine.on_settled(mine)
+
+    assert result is not None
+    assert (result.outcome, result.changed, result.added) == ("pushed", 1, 1)
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    by_key = {row["animal_id"]: row for row in rows}
+    assert by_key["A001"]["sex"] == "female"
+    assert by_key["A001"]["weight_g"] == "24.5"  # columns not in the sheet stay
+    assert by_key["A099"]["genotype"] == "KO"

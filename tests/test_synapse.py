@@ -181,3 +181,12 @@ def test_every_call_goes_through_the_limiter(sandbox: Sandbox, tmp_path: Path) -
 
     assert 1 <= limiter.peak_active <= 3
     assert limiter.requests_in_window() == 9  # the login and eight calls
+
+
+def test_a_reset_connection_is_a_transient_error(
+    adapter: SynapseAdapter, sandbox: Sandbox
+) -> None:
+    sandbox.faults.add(r"/curation/task/\d+/status", kind="reset")
+
+    with pytest.raises(TransientRemoteError):
+        adapter.get_status(sandbox.info()["tasks"]["animal_task"])
