@@ -14,7 +14,8 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,29 @@ logger = logging.getLogger("curation_sync")
 Handler = Callable[[argparse.Namespace], int]
 
 
-def setup_logging(verbose: int) -> None:
-    """Plain lines on stderr; no timestamps when journald stamps them."""
-    level = logging.DEBUG if verbose else logging.INFO
+@contextmanager
+def logging_to_stderr(verbose: int) -> Iterator[None]:
+    """Plain lines on stderr, no timestamps when journald stamps them.
+
+    The handler and levels are put back on exit, so an in-process `main()` (as in
+    tests) leaves no handler behind on a stream that is closed afterwards.
+    """
     fmt = "%(levelname)s %(message)s"
     if not service.is_under_journald():
         fmt = "%(asctime)s " + fmt
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
     root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logger.level)
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logger.setLevel(level)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers[:], _, _ = saved
+        root.setLevel(saved[1])
+        logger.setLevel(saved[2])
 
 
 def wait_for_stop() -> None:
@@ -381,10 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    setup_logging(args.verbose)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with logging_to_stderr(args.verbose):
+            return handler(args)
     except KeyboardInterrupt:
         return 130
     except ConfigError as error:
