@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from curation_sync.errors import RemoteError
 from curation_sync.pull import PullResult, pull_task
-from curation_sync.push import PushResult
+from curation_sync.push import PushResult, ensure_schema
 from curation_sync.tasks import TaskInfo, TaskKind, TaskState
 
 if TYPE_CHECKING:
@@ -146,6 +146,8 @@ def _queue_pull_if_needed(
 
     base = ctx.state.base(path)
     try:
+        # Keep the cached schema fresh for local checks (cheap when it is young).
+        ensure_schema(ctx, task)
         version = ctx.adapter.record_set(task.record_set_id or "").version
     except RemoteError as error:
         logger.warning("Could not check %s for new rows (%s)", task.name, error)

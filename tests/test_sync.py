@@ -476,3 +476,22 @@ def test_a_workbook_saved_by_libreoffice_pushes_only_the_edited_row(
 
     assert result is not None
     assert (result.outcome, result.changed, result.added) == ("pushed", 1, 0)
+
+
+def test_each_poll_refreshes_a_cached_schema_once_it_is_older_than_allowed(
+    adapter: SynapseAdapter, tmp_path: Path, ids: dict[str, str], sandbox: Sandbox
+) -> None:
+    young = make_engine(adapter, tmp_path / "young", ids["project"])
+    old = make_engine(
+        adapter, tmp_path / "old", ids["project"], schema_max_age_seconds=0
+    )
+    young.poll()
+    old.poll()
+    before = sandbox.request_log.count("GET", r"/schema/binding")
+
+    young.poll()
+    after_young = sandbox.request_log.count("GET", r"/schema/binding")
+    old.poll()
+
+    assert after_young == before
+    assert sandbox.request_log.count("GET", r"/schema/binding") == before + 1
