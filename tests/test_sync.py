@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,9 +16,10 @@ from synapseclient.models import CurationTask, RecordBasedMetadataTaskProperties
 
 from curation_sync.sandbox import Sandbox
 from curation_sync.sidecar import sidecar_path
+from curation_sync.state import STATE_DIR, STATE_FILE
 from curation_sync.synapse import SynapseAdapter
 from curation_sync.sync import SyncEngine
-from curation_sync.workbook import read_identity
+from curation_sync.workbook import read_identity, read_workbook
 from tests.synctools import (
     adapter_for,
     delete_xlsx_row,
@@ -295,6 +297,12 @@ def test_a_push_killed_mid_way_completes_after_a_restart_without_duplicate_rows(
     assert sorted(keys) == ["A001", "A002", "A003", "A004", "A005", "A006"]
     assert {row["animal_id"]: row for row in rows}["A001"]["genotype"] == "HOM"
     assert restarted.on_settled(workbook) is not None
+    # Nothing the killed process was writing is left half-written.
+    assert read_workbook(workbook).rows
+    assert read_workbook(sidecar_path(workbook)) is not None
+    check = sqlite3.connect(folder / STATE_DIR / STATE_FILE)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
 
 
 def test_a_push_that_failed_after_the_import_is_retried_without_duplicate_rows(
@@ -495,3 +503,30 @@ def test_each_poll_refreshes_a_cached_schema_once_it_is_older_than_allowed(
 
     assert after_young == before
     assert sandbox.request_log.count("GET", r"/schema/binding") == before + 1
+
+
+def test_pushes_reuse_a_live_grid_session_and_replace_a_deleted_one(
+    workbook: Path, engine: SyncEngine, sandbox: Sandbox
+) -> None:
+    creations = r"/grid/session/async/start"
+    edit_xlsx(workbook, {(2, "genotype"): "HET"})
+    engine.on_settled(workbook)
+    created = sandbox.request_log.count("POST", creations)
+
+    edit_xlsx(workbook, {(3, "genotype"): "HET"})
+    reused = engine.on_settled(workbook)
+
+    assert reused is not None
+    assert reused.outcome == "pushed"
+    assert sandbox.request_log.count("POST", creations) == created
+
+    stored = engine.ctx.state.task(int(sandbox.info()["tasks"]["animal_task"]))
+    assert stored is not None
+    assert stored.session_id is not None
+    engine.ctx.adapter.delete_grid_session(stored.session_id)
+    edit_xlsx(workbook, {(4, "genotype"): "HOM"})
+    replaced = engine.on_settled(workbook)
+
+    assert replaced is not None
+    assert replaced.outcome == "pushed"
+    assert sandbox.request_log.count("POST", creations) == created + 1
