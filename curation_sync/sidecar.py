@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import openpyxl
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -229,7 +230,9 @@ def _text_row(sheet: Worksheet, row: int, values: Sequence[str | int | None]) ->
         if isinstance(value, int):
             cell.value = value
         else:
-            set_text(cell, value)
+            # A report must still be written when a cell it quotes holds a control
+            # character XLSX cannot store: show each as the replacement mark.
+            set_text(cell, ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
 
 
 def _table_sheet(

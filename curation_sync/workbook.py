@@ -37,6 +37,7 @@ import itertools
 import json
 import logging
 import operator
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ from curation_sync.cells import (
 )
 from curation_sync.errors import WorkbookError
 from curation_sync.spreadsheet import (
+    MAX_CELL_CHARACTERS,
     WorkbookIdentity,
     read_identity,
     write_atomically,
@@ -71,6 +73,7 @@ from curation_sync.xlsxzip import (
     formula_error_cells,
     open_workbook,
     pick_sheet,
+    uncalculated_formula_cells,
     undo_libreoffice_epoch,
     written_by_libreoffice,
 )
@@ -150,6 +153,10 @@ class _Grid:
     # and the sheet column of the first value in each row.
     error_cells: set[tuple[int, int]] = field(default_factory=set)
     first_column: int = 1
+    # Cells (same numbering) that are not what the sheet shows: part of a merged
+    # range, or a formula with no stored result.
+    merged_cells: set[tuple[int, int]] = field(default_factory=set)
+    uncalculated_cells: set[tuple[int, int]] = field(default_factory=set)
 
     def report(
         self, kind: str, message: str, row: int | None = None, column: str | None = None
@@ -303,6 +310,61 @@ def _report_formula_errors(
             )
 
 
+def _report_unsafe_cells(
+    grid: _Grid,
+    kept: Sequence[tuple[int, str, ColumnSpec | None]],
+    columns: Sequence[Sequence[str]],
+    sheet_rows: Sequence[int],
+    header_row: int,
+) -> None:
+    """Report cells whose text is not what the person sees, or cannot be stored."""
+    names = {grid.first_column + index: name for index, name, _ in kept}
+    for marked, kind, message in (
+        (
+            grid.merged_cells,
+            "merged-cells",
+            "the cell is part of merged cells, so only the first of them has a value; "
+            "unmerge them and fill in each row",
+        ),
+        (
+            grid.uncalculated_cells,
+            "formula-without-value",
+            "the cell holds a formula that was never calculated (the file was not "
+            "saved by Excel or LibreOffice), so it would be pushed empty; open the "
+            "file in a spreadsheet program and save it",
+        ),
+    ):
+        for row, column in sorted(marked):
+            if row > header_row and column in names:
+                grid.report(kind, message, row, names[column])
+
+    # Joining a column first keeps the common case (no such cell) to one search.
+    for (_, name, _), cells in zip(kept, columns, strict=True):
+        if not _CONTROL.search("".join(cells)) and max(map(len, cells), default=0) < (
+            MAX_CELL_CHARACTERS
+        ):
+            continue
+        for number, text in zip(sheet_rows, cells, strict=True):
+            # calamine cuts longer XLSX cells to the limit, so reaching it is a cut.
+            if len(text) >= MAX_CELL_CHARACTERS:
+                grid.report(
+                    "cell-too-long",
+                    f"the cell holds {len(text):,} characters, at or over the "
+                    f"{MAX_CELL_CHARACTERS:,} a spreadsheet cell can hold, so it may "
+                    "have been cut off; shorten it",
+                    number,
+                    name,
+                )
+            elif _CONTROL.search(text):
+                grid.report(
+                    "control-character",
+                    "the cell holds a control character (such as a bell or escape "
+                    "code) that a spreadsheet cannot store; delete it",
+                    number,
+                    name,
+                )
+
+
 def _build_table(
     grid: _Grid,
     rows: Iterator[Sequence[CellValue]],
@@ -342,6 +404,9 @@ def _build_table(
         cells = list(map(operator.itemgetter(index), data))
         columns.append(_shape_column(grid, cells, spec, name, sheet_rows))
     _report_formula_errors(grid, kept, first_row_number + header_index)
+    _report_unsafe_cells(
+        grid, kept, columns, sheet_rows, first_row_number + header_index
+    )
     return Table(
         columns=tuple(name for _, name, _ in kept),
         rows=tuple(zip(*columns, strict=True)) if columns else tuple(() for _ in data),
@@ -354,6 +419,9 @@ def _build_table(
 # ---------------------------------------------------------------------------
 # CSV
 
+
+# C0 control characters other than tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 _BOMS = (
     (b"\xef\xbb\xbf", "utf-8"),
@@ -436,14 +504,31 @@ def _read_csv(path: Path, specs: Mapping[str, ColumnSpec], grid: _Grid) -> Table
             f"{grid.label} is empty; type a header row with the task's column names "
             "and the data below it."
         )
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+    delimiter = _sniff_delimiter(text)
+    # strict: a quote left open swallows every later row into one cell.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
-        return _build_table(grid, iter(list(reader)), specs)
+        rows = list(reader)
+        _refuse_cut_short(grid, text, rows)
+        return _build_table(grid, iter(rows), specs)
     except csv.Error as error:
         raise WorkbookError(
             f"{grid.label} is not a well-formed CSV file ({error}); save it again as "
             "CSV UTF-8."
         ) from None
+
+
+def _refuse_cut_short(grid: _Grid, text: str, rows: Sequence[Sequence[str]]) -> None:
+    """Refuse a CSV file whose last line looks like an interrupted write."""
+    filled = [row for row in rows if any(cell.strip() for cell in row)]
+    if len(filled) < 2 or text.endswith(("\n", "\r")):
+        return
+    if len(filled[-1]) < len(filled[0]):
+        raise WorkbookError(
+            f"{grid.label} looks cut short: its last line has {len(filled[-1])} of "
+            f"the {len(filled[0])} columns and no line end, as when a copy or save "
+            "is interrupted; save the file again completely."
+        )
 
 
 def _read_bytes(path: Path, label: str) -> bytes:
@@ -471,6 +556,13 @@ def _read_xlsx(
                 grid.fix = undo_libreoffice_epoch
             grid.sheet_name = worksheet.name
             grid.error_cells = formula_error_cells(path, worksheet.name)
+            grid.uncalculated_cells = uncalculated_formula_cells(path, worksheet.name)
+            grid.merged_cells = {
+                (row + 1, column + 1)
+                for (top, left), (bottom, right) in worksheet.merged_cell_ranges or ()
+                for row in range(top, bottom + 1)
+                for column in range(left, right + 1)
+            }
             start = worksheet.start
             grid.first_column = start[1] + 1 if start else 1
             # iter_rows starts at the sheet's first row, even when it is empty.

@@ -66,6 +66,12 @@ def open_workbook(path: Path, label: str) -> CalamineWorkbook:
     # An encrypted XLSX is an OLE compound file holding the encrypted package.
     if magic == OLE_MAGIC and path.suffix.lower() in (".xlsx", ".xlsm"):
         raise WorkbookError(_password_message(label))
+    if magic.startswith(ZIP_MAGIC) and _has_macros(path):
+        raise WorkbookError(
+            f"{label} is a macro-enabled workbook saved under an .xlsx name; "
+            "curation-sync neither reads nor keeps macros. Save a copy without macros "
+            "(File > Save As > Excel Workbook) and work in that."
+        )
     try:
         return CalamineWorkbook.from_path(str(path))
     except CalamineError as error:
@@ -75,6 +81,16 @@ def open_workbook(path: Path, label: str) -> CalamineWorkbook:
             f"{label} is not a readable workbook ({error}); it may be damaged or "
             "still being copied. Open it in Excel and save it again."
         ) from None
+
+
+def _has_macros(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(
+                name.lower().endswith("vbaproject.bin") for name in archive.namelist()
+            )
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def written_by_libreoffice(path: Path) -> bool:
@@ -126,13 +142,7 @@ def _sheet_part(archive: zipfile.ZipFile, sheet_name: str) -> str | None:
 
 
 def _has_error_mark(archive: zipfile.ZipFile, part: str) -> bool:
-    tail = b""
-    with archive.open(part) as stream:
-        while chunk := stream.read(_CHUNK):
-            if _ERROR_MARK in tail + chunk:
-                return True
-            tail = chunk[-len(_ERROR_MARK) :]
-    return False
+    return _contains(archive, part, _ERROR_MARK)
 
 
 def _column_number(letters: bytes) -> int:
@@ -158,6 +168,42 @@ def formula_error_cells(path: Path, sheet_name: str) -> set[tuple[int, int]]:
         if _ERROR_MARK in attributes and (ref := _REF.search(attributes)):
             found.add((int(ref.group(2)), _column_number(ref.group(1))))
     return found
+
+
+_FORMULA_CELL = re.compile(
+    rb"<c\b([^>]*)>\s*<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v\s*/>|<v>\s*</v>)?\s*</c>"
+)
+
+
+def uncalculated_formula_cells(path: Path, sheet_name: str) -> set[tuple[int, int]]:
+    """(row, column), both 1-based, of every formula cell with no stored result.
+
+    Programs that write XLSX without a calculation engine (openpyxl, many export
+    scripts) store formulas without results, and calamine reads those as empty.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            part = _sheet_part(archive, sheet_name)
+            if part is None or not _contains(archive, part, b"<f"):
+                return set()
+            xml = archive.read(part)
+    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
+        return set()
+    found: set[tuple[int, int]] = set()
+    for match in _FORMULA_CELL.finditer(xml):
+        if ref := _REF.search(match.group(1)):
+            found.add((int(ref.group(2)), _column_number(ref.group(1))))
+    return found
+
+
+def _contains(archive: zipfile.ZipFile, part: str, mark: bytes) -> bool:
+    tail = b""
+    with archive.open(part) as stream:
+        while chunk := stream.read(_CHUNK):
+            if mark in tail + chunk:
+                return True
+            tail = chunk[-len(mark) :]
+    return False
 
 
 def pick_sheet(
