@@ -18,7 +18,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 Key = tuple[str, ...]
@@ -254,6 +254,8 @@ def next_base(
     local: Mapping[Key, Row],
     old_base: Mapping[Key, Row],
     columns: Sequence[str],
+    *,
+    pushed: Collection[Key] = (),
 ) -> tuple[dict[Key, dict[str, str]], bool]:
     """The base to keep after a push, and whether the workbook is fully in step.
 
@@ -263,6 +265,11 @@ def next_base(
     a row changed only on Synapse still waits for a pull instead of looking like a
     local edit that reverts it. A row removed from the workbook takes Synapse's row,
     so it keeps being reported as removed.
+
+    A row this push imported (`pushed`) that Synapse now holds differently (it
+    stored a value in its own spelling, or someone changed it since) takes the
+    values that were sent: the workbook has no unpushed edit there, and Synapse's
+    version arrives with the next pull instead of showing up as a false conflict.
 
     The second value is False when some key is not in step; the caller then keeps
     the old base version, so the next push fetches Synapse's rows and merges again.
@@ -279,10 +286,13 @@ def next_base(
         )
         if in_step:
             rows[key] = dict(remote_row)
-        else:
-            settled = False
-            if key in old_base:
-                rows[key] = dict(old_base[key])
+            continue
+
+        settled = False
+        if local_row is not None and key in pushed:
+            rows[key] = {**remote_row, **{c: local_row.get(c, "") for c in compared}}
+        elif key in old_base:
+            rows[key] = dict(old_base[key])
 
     for key, base_row in old_base.items():
         if key not in remote_after and key in local:

@@ -309,7 +309,9 @@ def _push_remote(ctx: Context, plan: _Plan) -> PushResult:
     )
     remote_after = _keyed_remote(after_rows, plan.schema.upsert_key)
     open_conflicts = () if plan.overwrite else merged.conflicts
-    new_rows, settled = next_base(remote_after, local, base.rows, check.push_columns)
+    new_rows, settled = next_base(
+        remote_after, local, base.rows, check.push_columns, pushed=set(to_push)
+    )
     ctx.state.save_base(
         plan.path,
         replace(

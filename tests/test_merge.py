@@ -161,3 +161,17 @@ def test_next_base_is_settled_when_the_sheet_matches_synapse() -> None:
 
     assert settled
     assert kept == remote_after
+
+
+def test_next_base_takes_the_sent_values_of_a_row_synapse_spelled_differently() -> None:
+    base = rows(("A1", "male", "3"))
+    local = rows(("A1", "male", "3.50"))
+    remote_after = rows(("A1", "male ", "3.5x"))
+
+    kept, settled = next_base(remote_after, local, base, COLUMNS, pushed={("A1",)})
+    later = merge_rows(kept, local, remote_after, COLUMNS)
+
+    assert not settled
+    assert diff_rows(kept, local, COLUMNS).is_empty
+    assert later.conflicts == ()
+    assert later.remote_only == (("A1",),)
