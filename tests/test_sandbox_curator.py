@@ -7,7 +7,13 @@ from pathlib import Path
 
 from synapseclient import Synapse
 from synapseclient.extensions.curator import create_record_based_metadata_task
-from synapseclient.models import CurationTask, RecordSet, SyncType
+from synapseclient.models import (
+    CurationTask,
+    JSONSchema,
+    Organization,
+    RecordSet,
+    SyncType,
+)
 
 from curation_sync.sandbox import Sandbox
 
@@ -61,3 +67,46 @@ def test_create_record_based_metadata_task_sets_up_a_task_a_curator_can_push_to(
     ]
     assert list(report["is_valid"]) == [False, True]
     assert report.loc[0, "validation_error_message"] == "2 schema violations found"
+
+
+def test_a_schema_registered_through_the_client_validates_the_next_push(
+    sandbox: Sandbox, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    info = sandbox.info()
+    admin = make_client(sandbox.token("admin"))
+    Organization(name="org.lab").store(synapse_client=admin)
+    schema = JSONSchema(organization_name="org.lab", name="mouse")
+    schema.store(
+        schema_body={
+            "properties": {
+                "mouse_id": {"type": "string"},
+                "strain": {"enum": ["B6", "BALBc"]},
+            },
+            "required": ["mouse_id", "strain"],
+        },
+        version="0.1.0",
+        synapse_client=admin,
+    )
+
+    record_set, task = create_record_based_metadata_task(
+        synapse_client=admin,
+        folder_id=info["folders"]["records"],
+        record_set_name="mice",
+        record_set_description="Mice.",
+        curation_task_name="Mice_Curation",
+        upsert_keys=["mouse_id"],
+        instructions="One row per mouse.",
+        schema_uri="org.lab-mouse-0.1.0",
+        create_grid=False,
+    )
+    grid = task.create_grid_session(synapse_client=admin)
+    rows = tmp_path / "mice.csv"
+    rows.write_text("mouse_id,strain\nM1,B6\nM2,C57\n")
+    grid.import_csv(path=str(rows), synapse_client=admin)
+    grid.synchronize(sync_type=SyncType.PULL_PUSH, synapse_client=admin)
+    pushed = RecordSet(id=record_set.id).get(synapse_client=admin)
+    report = pushed.get_detailed_validation_results(synapse_client=admin)
+
+    assert schema.uri == "org.lab-mouse"
+    assert list(report["is_valid"]) == [False, True]
+    assert report.loc[0, "validation_error_message"] == "C57 is not a valid enum value"

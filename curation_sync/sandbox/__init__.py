@@ -8,9 +8,8 @@ Limitations:
     are not modelled. The Grid web UI (websocket replicas, cell edits, grid update
     jobs) is not served; `Sandbox.edit_grid` stands in for a person's cell edits.
     CSV reading does
-    not tell an empty unquoted field from a quoted empty one. JSON schemas are
-    registered by scenarios only, not over HTTP, and the task `execute` job is not
-    served.
+    not tell an empty unquoted field from a quoted empty one. The task `execute`
+    job is not served.
 """
 
 from __future__ import annotations

@@ -287,11 +287,11 @@ def register_schema(
     user_id: int,
     organization: str,
     name: str,
-    version: str,
+    version: str | None,
     body: Mapping[str, Any],
 ) -> str:
     """Store a JSON schema (and its organization); returns its `$id`."""
-    schema_id = f"{organization}-{name}-{version}"
+    schema_id = f"{organization}-{name}" + (f"-{version}" if version else "")
     with app.store.tx():
         if (
             app.store.one("SELECT 1 FROM organizations WHERE name = ?", (organization,))

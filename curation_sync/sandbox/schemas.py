@@ -1,8 +1,8 @@
 """JSON schemas: organizations, registered schemas and their binding to entities.
 
-Enough of Synapse's schema registry for `synapseclient.extensions.curator` to look a
-schema up by its URI (`<organization>-<name>[-<version>]`) and bind it to a new
-record set. Validation against the bound schema happens in `records` and the jobs.
+Enough of Synapse's schema registry for the client to create organizations and
+register schemas, and for `synapseclient.extensions.curator` to look a schema up by
+its URI (`<organization>-<name>[-<version>]`) and bind it to a new record set. Validation against the bound schema happens in `records` and the jobs.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ import json
 from typing import Any
 
 from curation_sync.sandbox.access import parse_syn, require, syn
-from curation_sync.sandbox.apierror import bad_request, not_found
+from curation_sync.sandbox.apierror import bad_request, forbidden, not_found
+from curation_sync.sandbox.jobs import job_type
 from curation_sync.sandbox.records import load_entity
-from curation_sync.sandbox.scenario import bind_schema
-from curation_sync.sandbox.server import App, Reply, Request
+from curation_sync.sandbox.scenario import bind_schema, register_schema
+from curation_sync.sandbox.server import App, Reply, Request, User
 from curation_sync.sandbox.tasks import parse_page_token
+
+SCHEMA = "org.sagebionetworks.repo.model.schema."
 
 
 def organization_json(row: Any) -> dict[str, Any]:
@@ -124,6 +127,46 @@ def list_versions(app: App, request: Request) -> Reply:
 def get_registered(app: App, request: Request) -> Reply:
     """GET /schema/type/registered/{uri}: the schema body."""
     return Reply(200, json.loads(find_schema(app, request.params["uri"])["body"]))
+
+
+@job_type("/schema/type/create", SCHEMA + "CreateSchemaRequest")
+def create_schema(app: App, user: User, body: dict[str, Any]) -> dict[str, Any]:
+    """Register a schema under an existing organization (a dry run stores nothing)."""
+    schema = body.get("schema")
+    if not isinstance(schema, dict) or not schema.get("$id"):
+        raise bad_request("schema.$id is required.")
+    # The client sends the full registry URL as $id; the short form names it.
+    short_id = str(schema["$id"]).rsplit("/schema/type/registered/", 1)[-1]
+    parts = short_id.split("-")
+    if len(parts) not in (2, 3):
+        raise bad_request(f"Invalid $id: {schema['$id']}")
+    organization = app.store.one(
+        "SELECT * FROM organizations WHERE name = ?", (parts[0],)
+    )
+    if organization is None:
+        raise not_found(f"Organization with name: '{parts[0]}' not found")
+    if int(organization["created_by"]) != user.id and not user.is_admin:
+        raise forbidden(f"You lack CREATE access to the organization: {parts[0]}")
+    version = parts[2] if len(parts) == 3 else None
+    if app.store.one("SELECT 1 FROM schemas WHERE schema_id = ?", (short_id,)):
+        raise bad_request(
+            f"Semantic version: '{version}' already exists for this schema"
+        )
+    if body.get("dryRun"):
+        info = {
+            "$id": short_id,
+            "organizationName": parts[0],
+            "schemaName": parts[1],
+            "semanticVersion": version,
+        }
+    else:
+        register_schema(app, user.id, parts[0], parts[1], version, schema)
+        info = version_info_json(app, find_schema(app, short_id))
+    return {
+        "concreteType": SCHEMA + "CreateSchemaResponse",
+        "newVersionInfo": info,
+        "validationSchema": schema,
+    }
 
 
 def binding_json(app: App, entity_id: int) -> dict[str, Any]:
