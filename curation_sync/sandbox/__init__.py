@@ -7,9 +7,8 @@ Limitations:
     Principals are users only: teams, team-owned grid sessions and team assignees
     are not modelled. The Grid web UI (websocket replicas, cell edits, grid update
     jobs) is not served; `Sandbox.edit_grid` stands in for a person's cell edits.
-    CSV reading does
-    not tell an empty unquoted field from a quoted empty one. The task `execute`
-    job is not served.
+    CSV reading does not tell an empty unquoted field from a quoted empty one. The
+    task `execute` job is not served.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Enough of Synapse's schema registry for the client to create organizations and
 register schemas, and for `synapseclient.extensions.curator` to look a schema up by
-its URI (`<organization>-<name>[-<version>]`) and bind it to a new record set. Validation against the bound schema happens in `records` and the jobs.
+its URI (`<organization>-<name>[-<version>]`) and bind it to a new record set.
+Validation against the bound schema happens in `records` and the jobs.
 """
 
 from __future__ import annotations
