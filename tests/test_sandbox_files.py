@@ -185,3 +185,23 @@ def test_a_record_set_over_8_mib_downloads_in_parallel_ranges(
     assert Path(record_set.path).stat().st_size > 8 * 1024 * 1024
     assert ranged >= 2
     assert len(pd.read_csv(record_set.path)) == 3000
+
+
+def test_an_import_over_8_mib_is_uploaded_in_two_checked_parts(
+    sandbox: Sandbox, synapse_client: Synapse, tmp_path: Path
+) -> None:
+    grid = Grid(record_set_id=sandbox.info()["record_sets"]["animals"]).create()
+    path = tmp_path / "big.csv"
+    notes = "y" * 3000
+    lines = [f"A{n:05d},WT,{notes}" for n in range(3000)]
+    path.write_text("animal_id,genotype,notes\n" + "\n".join(lines) + "\n")
+    assert path.stat().st_size > 8 * 1024 * 1024
+
+    grid.import_csv(path=str(path))
+
+    log = sandbox.request_log
+    assert log.count("PUT", r"^/s3/upload/\d+/1$") == 1
+    assert log.count("PUT", r"^/s3/upload/\d+/2$") == 1
+    assert log.count("PUT", r"/add/[12]$") == 2
+    pulled = grid.download_csv(destination=str(tmp_path), file_name="after.csv")
+    assert len(pd.read_csv(pulled)) == 3005
