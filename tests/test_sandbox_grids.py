@@ -201,3 +201,18 @@ def test_grid_list_get_and_delete_follow_the_creator_rule(
         SynapseHTTPError, match="404 Client Error: Grid session not found"
     ):
         Grid(session_id=first.session_id).get(synapse_client=synapse_client)
+
+
+def test_the_demo_rows_start_valid_and_a_new_grid_can_adopt_an_existing_session(
+    sandbox: Sandbox, synapse_client: Synapse
+) -> None:
+    record_set_id = sandbox.info()["record_sets"]["animals"]
+    first = Grid(record_set_id=record_set_id).create()
+
+    adopted = Grid(record_set_id=record_set_id).create(attach_to_previous_session=True)
+    with adopted.connect():
+        result = _query(adopted, RowIsValidFilter(value=True))
+
+    assert adopted.session_id == first.session_id
+    assert len(result.rows) == 5
+    assert sandbox.request_log.count("POST", r"^/grid/session/async/start$") == 1
