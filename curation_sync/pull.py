@@ -26,6 +26,7 @@ from curation_sync.state import Base, StoredSchema
 from curation_sync.tasks import TaskInfo, TaskKind
 from curation_sync.workbook import (
     WorkbookIdentity,
+    csv_safe_cell,
     read_workbook,
     write_atomically,
     write_workbook,
@@ -48,15 +49,23 @@ class PullResult:
     version: int | None = None
 
 
-def pull_task(ctx: Context, task: TaskInfo, path: Path, *, source: str) -> PullResult:
+def pull_task(
+    ctx: Context,
+    task: TaskInfo,
+    path: Path,
+    *,
+    source: str,
+    refresh_reference: bool = False,
+) -> PullResult:
     """Write a task's current rows into `path` when that loses nothing.
 
     `source` is how the workbook maps to the task (`name`, `identity` or `rule`),
-    recorded with the mapping. Remote failures come back as `deferred`/`failed`
-    results; they are not raised.
+    recorded with the mapping. A file-based task's reference copy is written once;
+    `refresh_reference` rewrites it when it has not been edited since. Remote
+    failures come back as `deferred`/`failed` results; they are not raised.
     """
     if task.kind is TaskKind.FILE:
-        return _pull_reference(ctx, task, path, source)
+        return _pull_reference(ctx, task, path, source, refresh_reference)
     if task.kind is not TaskKind.RECORD:
         message = "this task has no record set or grid to pull"
         return PullResult(path, task.task_id, "up-to-date", message)
@@ -174,9 +183,10 @@ def _write(
 ) -> None:
     if path.suffix.lower() == ".csv":
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
+        # CRLF line ends make the writer quote a cell holding a lone CR too.
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow([csv_safe_cell(name) for name in columns])
+        writer.writerows([[csv_safe_cell(cell) for cell in row] for row in rows])
         write_atomically(path, text.getvalue().encode("utf-8"))
         return
     write_workbook(
@@ -185,13 +195,19 @@ def _write(
 
 
 def _pull_reference(
-    ctx: Context, task: TaskInfo, path: Path, source: str
+    ctx: Context, task: TaskInfo, path: Path, source: str, refresh: bool
 ) -> PullResult:
-    """Write a file-based task's grid as a reference workbook, once."""
-    if path.exists():
+    """Write a file-based task's grid as a reference workbook (see `pull_task`)."""
+    if path.exists() and not refresh:
         return PullResult(path, task.task_id, "up-to-date", "the reference copy exists")
     if ctx.is_open(path):
         return PullResult(path, task.task_id, "waiting", "the workbook is open")
+    if path.exists() and _edited_since_written(ctx, path):
+        message = (
+            "the reference copy has edits; copy them into the web grid, then delete "
+            "the file to get a fresh copy"
+        )
+        return PullResult(path, task.task_id, "waiting", message)
     try:
         session = ctx.adapter.create_grid_session(task)
         columns, rows = ctx.adapter.download_grid(session.session_id)
@@ -213,3 +229,11 @@ def _pull_reference(
     return PullResult(
         path, task.task_id, "written", f"{len(rows)} rows, reference copy"
     )
+
+
+def _edited_since_written(ctx: Context, path: Path) -> bool:
+    try:
+        current = read_workbook(path).content_hash()
+    except WorkbookError:
+        return True
+    return current != ctx.state.content_hash(path)

@@ -121,6 +121,13 @@ def push_workbook(
         WorkbookError: the file cannot be read (also written to the sidecar).
     """
     if task.kind is not TaskKind.RECORD:
+        # Explained once per content: the pull's own write or a re-save says nothing.
+        # The recorded hash stays the pulled one, so a refresh never drops edits.
+        current = _read(ctx, path, task, None).content_hash()
+        if ctx.state.content_hash(path) == current:
+            return PushResult(path, "unchanged", "no change since the last pull")
+        if not ctx.state.mark_reported(path, f"reference save {current}"):
+            return PushResult(path, "unchanged", "this content was explained already")
         return _reference_save(ctx, path, task)
 
     # Step 1: read; a no-op save stops here before any request.

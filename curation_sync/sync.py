@@ -188,6 +188,8 @@ class SyncEngine:
     def pull(self, target: Path | int) -> PullResult:
         """Pull one task (by id) or the task of one workbook (by path) now.
 
+        A file-based task's reference copy is rewritten too, unless it was edited.
+
         Raises:
             MappingError: the workbook maps to no task.
             RemoteError: the task cannot be fetched.
@@ -203,7 +205,9 @@ class SyncEngine:
             task = self._task(mapping.task_id)
             source = mapping.source
         with self._lock(path):
-            result = pull_task(self.ctx, task, path, source=source)
+            result = pull_task(
+                self.ctx, task, path, source=source, refresh_reference=True
+            )
         settle_pull_entry(self.ctx, result)
         return result
 

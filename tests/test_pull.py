@@ -178,11 +178,15 @@ def test_a_save_to_a_file_based_reference_workbook_is_explained_not_imported(
     engine: SyncEngine, sandbox: Sandbox
 ) -> None:
     reference = engine.ctx.settings.folder.resolve() / REFERENCE
-    assert reference.exists()
-    book_rows = read_workbook(reference).rows
-    assert book_rows
-    edit_xlsx(reference, {(2, "tissue"): "heart"})
+    assert read_workbook(reference).rows
     imports = sandbox.request_log.count("POST", r"/grid/import/csv/async/start")
+
+    # The pull's own write says nothing; only an edit gets the explanation.
+    untouched = engine.on_settled(reference)
+    assert untouched is not None
+    assert untouched.outcome == "unchanged"
+    assert not sidecar_path(reference).exists()
+    edit_xlsx(reference, {(2, "tissue"): "heart"})
 
     result = engine.on_settled(reference)
 
@@ -193,6 +197,11 @@ def test_a_save_to_a_file_based_reference_workbook_is_explained_not_imported(
     assert any(
         "file-based" in str(m) and "Grid:default?sessionId=" in str(m) for m in messages
     )
+    again = engine.on_settled(reference)
+    assert again is not None
+    assert again.outcome == "unchanged"
+    kept = engine.pull(reference)
+    assert kept.outcome == "waiting"
 
 
 def test_a_completed_task_takes_no_push_until_it_is_reopened(
@@ -360,3 +369,24 @@ def test_an_explicit_rule_maps_a_hand_made_csv_in_a_subfolder_to_a_task(
     assert by_key["A001"]["sex"] == "female"
     assert by_key["A001"]["weight_g"] == "24.5"  # columns not in the sheet stay
     assert by_key["A099"]["genotype"] == "KO"
+
+
+def test_an_explicit_pull_refreshes_an_unedited_reference_copy_only(
+    engine: SyncEngine, sandbox: Sandbox
+) -> None:
+    reference = engine.ctx.settings.folder.resolve() / REFERENCE
+    task_id = int(sandbox.info()["tasks"]["sample_task"])
+
+    fresh = engine.pull(task_id)
+
+    assert fresh.outcome == "written"
+    edit_xlsx(reference, {(2, "tissue"): "kidney"})
+    kept = engine.pull(reference)
+    assert kept.outcome == "waiting"
+    assert "has edits" in kept.message
+    assert (
+        read_workbook(reference).rows[0][
+            read_workbook(reference).columns.index("tissue")
+        ]
+        == "kidney"
+    )
