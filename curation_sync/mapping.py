@@ -92,9 +92,14 @@ def safe_name(name: str, *, max_length: int = MAX_NAME_LENGTH) -> str:
     text = text[:max_length].rstrip(" .")
     if not text or set(text) <= {"_"}:
         text = "task"
+    # A name like an Office lock file (`~$Book.xlsx`) would never be watched.
+    if text.startswith("~$"):
+        text = "_" + text[1:]
 
-    if text.split(".")[0].upper() in _RESERVED:
-        text = text[: max_length - 1] + "_"
+    # Windows reserves a device name whatever follows its first dot (`NUL.txt`).
+    head, dot, rest = text.partition(".")
+    if head.upper() in _RESERVED:
+        text = (head + "_" + dot + rest)[:max_length].rstrip(" .")
     return text
 
 

@@ -61,6 +61,7 @@ from curation_sync.cells import (
 )
 from curation_sync.errors import WorkbookError
 from curation_sync.spreadsheet import (
+    FORMULA_PREFIXES,
     MAX_CELL_CHARACTERS,
     WorkbookIdentity,
     read_identity,
@@ -82,6 +83,7 @@ __all__ = [
     "Problem",
     "Table",
     "WorkbookIdentity",
+    "csv_safe_cell",
     "format_table",
     "read_identity",
     "read_workbook",
@@ -509,6 +511,8 @@ def _read_csv(path: Path, specs: Mapping[str, ColumnSpec], grid: _Grid) -> Table
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         rows = list(reader)
+        if "'" in text:
+            rows = [[_unescape_csv_cell(cell) for cell in row] for row in rows]
         _refuse_cut_short(grid, text, rows)
         return _build_table(grid, iter(rows), specs)
     except csv.Error as error:
@@ -516,6 +520,32 @@ def _read_csv(path: Path, specs: Mapping[str, ColumnSpec], grid: _Grid) -> Table
             f"{grid.label} is not a well-formed CSV file ({error}); save it again as "
             "CSV UTF-8."
         ) from None
+
+
+def csv_safe_cell(text: str) -> str:
+    """Cell text for a CSV file that a spreadsheet will not run as a formula.
+
+    Text starting with `=`, `+`, `-`, `@`, tab or CR (other than a plain number)
+    gets a leading apostrophe, the usual defence; reading the CSV back removes it,
+    so the value round-trips unchanged.
+    """
+    if text.startswith(FORMULA_PREFIXES) and not _plain_number(text):
+        return "'" + text
+    return text
+
+
+def _unescape_csv_cell(text: str) -> str:
+    if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES):
+        return text[1:]
+    return text
+
+
+def _plain_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip() == text
 
 
 def _refuse_cut_short(grid: _Grid, text: str, rows: Sequence[Sequence[str]]) -> None:

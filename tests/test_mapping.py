@@ -48,7 +48,7 @@ def resolve(
         ("../../etc/passwd", "_._etc_passwd"),
         ("..", "task"),
         ("CON", "CON_"),
-        ("nul.txt", "nul.txt_"),
+        ("nul.txt", "nul_.txt"),  # NUL.txt_.xlsx would still be the device NUL
         ("com1", "com1_"),
         ('a<b>c:d"e|f?g*h', "a_b_c_d_e_f_g_h"),
         ("  trailing dots... ", "trailing dots"),
