@@ -85,7 +85,8 @@ def pull_task(
             )
 
         identity = WorkbookIdentity(task.task_id, info.record_set_id, info.version)
-        _write(path, rows.columns, rows.rows, schema, identity)
+        columns, cells = _with_own_columns(path, rows.columns, rows.rows, schema)
+        _write(path, columns, cells, schema, identity)
     except (RemoteError, WorkbookError) as error:
         outcome = "deferred" if isinstance(error, TransientRemoteError) else "failed"
         logger.warning(
@@ -145,21 +146,6 @@ def why_wait(ctx: Context, path: Path, schema: StoredSchema) -> str | None:
     except WorkbookError as error:
         return f"the workbook cannot be read ({error})"
 
-    unknown = [
-        p.column for p in table.problems if p.kind == "unknown-column" and p.column
-    ]
-    filled = [
-        name
-        for name in unknown
-        if name in table.columns
-        and any(row[table.columns.index(name)] for row in table.rows)
-    ]
-    if filled:
-        return (
-            f"the columns {', '.join(filled)} are not in the schema and would be "
-            "lost; move them to another sheet or file"
-        )
-
     check = check_table(
         table, schema.body, schema.upsert_key, schema_id=schema.schema_id
     )
@@ -172,6 +158,39 @@ def why_wait(ctx: Context, path: Path, schema: StoredSchema) -> str | None:
         edited = len(diff.changed) + len(diff.added) + len(diff.removed)
         return f"{edited} rows have edits that are not pushed yet"
     return None
+
+
+def _with_own_columns(
+    path: Path,
+    columns: tuple[str, ...],
+    rows: tuple[tuple[str, ...], ...],
+    schema: StoredSchema,
+) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """Synapse's rows plus the columns the person added that the schema lacks.
+
+    A column such as "notes" is not pushed (Synapse would ignore it), so a pull
+    carries its cells over by upsert key instead of dropping them. `why_wait` has
+    made sure every keyed row of the workbook is also one of Synapse's rows.
+    """
+    if not path.exists():
+        return columns, rows
+    table = read_workbook(path, schema=schema.body)
+    own = [c for c in table.columns if c not in columns]
+    key_names = [n for n in schema.upsert_key if n in table.columns and n in columns]
+    if not own or len(key_names) != len(schema.upsert_key):
+        return columns, rows
+
+    where = [table.columns.index(name) for name in key_names]
+    carried = {
+        tuple(row[i] for i in where): [row[table.columns.index(c)] for c in own]
+        for row in table.rows
+    }
+    remote_where = [columns.index(name) for name in key_names]
+    blank = [""] * len(own)
+    merged = tuple(
+        (*row, *carried.get(tuple(row[i] for i in remote_where), blank)) for row in rows
+    )
+    return (*columns, *own), merged
 
 
 def _write(

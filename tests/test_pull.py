@@ -390,3 +390,31 @@ def test_an_explicit_pull_refreshes_an_unedited_reference_copy_only(
         ]
         == "kidney"
     )
+
+
+def test_a_pull_keeps_the_cells_of_a_column_the_person_added(
+    engine: SyncEngine,
+    admin: Synapse,
+    synapse_client: Synapse,
+    ids: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    workbook = engine.ctx.settings.folder.resolve() / WORKBOOK
+    book = openpyxl.load_workbook(workbook)
+    sheet = book.worksheets[0]
+    sheet.cell(row=1, column=sheet.max_column + 1).value = "my notes"
+    sheet.cell(row=4, column=sheet.max_column).value = "limping"  # A003
+    book.save(workbook)
+    saved = engine.on_settled(workbook)
+    assert saved is not None
+    assert saved.outcome == "nothing-to-push"
+    change_remotely(
+        admin, synapse_client, ids["record_set"], tmp_path, "A003", genotype="KO"
+    )
+
+    result = engine.poll()
+
+    assert [p.outcome for p in result.pulls] == ["written"]
+    assert cell(workbook, "A003", "genotype") == "KO"
+    assert cell(workbook, "A003", "my notes") == "limping"
+    assert cell(workbook, "A001", "my notes") == ""
