@@ -8,16 +8,19 @@ time it was last refreshed.
 A lock is stale, and may be taken over, when its process is gone (same host), or
 when it was not refreshed within `stale_after_seconds` (any host: a process on
 another machine cannot be checked, so the holder refreshes the lock on every poll).
-Taking over writes a new file with `os.replace` and reads it back, so two daemons
-racing for a stale lock cannot both believe they won.
+A takeover holds a second file, created with O_EXCL, while it checks the lock is
+still stale, moves it aside and creates a new one with O_EXCL, so of two daemons
+racing for a stale lock only one can win.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from curation_sync.errors import CurationSyncError
 
 LOCK_FILE = "lock.json"
 DEFAULT_STALE_AFTER_SECONDS = 600.0
+TAKEOVER_SECONDS = 60.0
 
 
 class FolderLockedError(CurationSyncError):
@@ -117,14 +121,42 @@ class FolderLock:
                 f"or delete {self.path} if it is no longer running."
             )
 
-        self._write()
-        confirmed = self.owner()
-        if confirmed is None or not self._is_mine(confirmed):
+        self._take_over()
+
+    def _take_over(self) -> None:
+        """Replace a stale lock, one daemon at a time (see the module docstring)."""
+        guard = self.path.with_name(f"{LOCK_FILE}.takeover")
+        try:
+            fd = os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            # A takeover that crashed half-way must not block the folder forever.
+            if time.time() - guard.stat().st_mtime > TAKEOVER_SECONDS:
+                guard.unlink(missing_ok=True)
             raise FolderLockedError(
-                f"Another curation-sync daemon took over the stale lock {self.path} "
-                "at the same moment; this one will not watch the folder."
-            )
-        self._held = True
+                f"Another curation-sync daemon is taking over the stale lock "
+                f"{self.path} right now; this one will not watch the folder."
+            ) from None
+        try:
+            current = self.owner()
+            if current is not None and not self.is_stale(current):
+                raise FolderLockedError(
+                    f"Another curation-sync daemon ({current.describe()}) took over "
+                    f"the stale lock {self.path} first; this one will not watch the "
+                    "folder."
+                )
+            aside = self.path.with_name(f".{LOCK_FILE}.stale.{self.host}.{self.pid}")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.path, aside)
+                aside.unlink()
+            if not self._create_exclusive():
+                raise FolderLockedError(
+                    f"Another curation-sync daemon created {self.path} at the same "
+                    "moment; this one will not watch the folder."
+                )
+            self._held = True
+        finally:
+            os.close(fd)
+            guard.unlink(missing_ok=True)
 
     def refresh(self) -> None:
         """Renew the timestamp, so other hosts keep seeing the lock as live.

@@ -4,6 +4,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,41 @@ def test_an_unreadable_lock_file_counts_as_stale(tmp_path: Path) -> None:
 
     with FolderLock(tmp_path) as lock:
         assert lock.is_held
+
+
+def _race_for(lock: FolderLock, start: threading.Barrier, outcomes: list[bool]) -> None:
+    start.wait(timeout=10)
+    try:
+        lock.acquire()
+    except FolderLockedError:
+        outcomes.append(False)
+    else:
+        outcomes.append(True)
+
+
+def test_of_two_daemons_taking_over_a_stale_lock_at_once_one_wins(
+    tmp_path: Path,
+) -> None:
+    stale = {"host": "gone", "pid": 7, "refreshed_at": "2026-01-01T00:00:00+00:00"}
+    for round_number in range(30):
+        folder = tmp_path / f"round-{round_number}"
+        folder.mkdir()
+        (folder / "lock.json").write_text(json.dumps(stale))
+        # Different hosts: a fresh lock of the other racer is then never stale.
+        racers = [FolderLock(folder, host=f"host-{n}", pid=100 + n) for n in range(2)]
+        start = threading.Barrier(2)
+        outcomes: list[bool] = []
+        threads = [
+            threading.Thread(target=_race_for, args=(racer, start, outcomes))
+            for racer in racers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+
+        assert sorted(outcomes) == [False, True]
+        owner = racers[0].owner()
+        assert owner is not None
+        assert owner.pid in (100, 101)
+        assert [r.is_held for r in racers].count(True) == 1
