@@ -43,9 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from python_calamine import (
-    CalamineError,
-)
+from python_calamine import CalamineError, CalamineSheet
 
 from curation_sync.cells import (
     HEADER_SEARCH_ROWS,
@@ -59,9 +57,9 @@ from curation_sync.cells import (
     number_text,
     value_text,
 )
+from curation_sync.csvtext import csv_safe_cell, parse_csv
 from curation_sync.errors import WorkbookError
 from curation_sync.spreadsheet import (
-    FORMULA_PREFIXES,
     MAX_CELL_CHARACTERS,
     WorkbookIdentity,
     read_identity,
@@ -69,12 +67,9 @@ from curation_sync.spreadsheet import (
     write_workbook,
 )
 from curation_sync.xlsxzip import (
-    OLE_MAGIC,
-    ZIP_MAGIC,
-    formula_error_cells,
     open_workbook,
     pick_sheet,
-    uncalculated_formula_cells,
+    sheet_marks,
     undo_libreoffice_epoch,
     written_by_libreoffice,
 )
@@ -151,14 +146,10 @@ class _Grid:
     problems: list[Problem] = field(default_factory=list)
     # Applied to every non-text cell before shaping (see undo_libreoffice_epoch).
     fix: Callable[[CellValue], CellValue] = lambda value: value
-    # Cells (row, column; 1-based, whole sheet) whose formula gives an error,
-    # and the sheet column of the first value in each row.
-    error_cells: set[tuple[int, int]] = field(default_factory=set)
+    # Cells (row, column; 1-based, whole sheet) whose text is not what the sheet
+    # shows, by problem kind; and the sheet column of each row's first value.
+    marked: dict[str, set[tuple[int, int]]] = field(default_factory=dict)
     first_column: int = 1
-    # Cells (same numbering) that are not what the sheet shows: part of a merged
-    # range, or a formula with no stored result.
-    merged_cells: set[tuple[int, int]] = field(default_factory=set)
-    uncalculated_cells: set[tuple[int, int]] = field(default_factory=set)
 
     def report(
         self, kind: str, message: str, row: int | None = None, column: str | None = None
@@ -297,19 +288,18 @@ def _shape_column(
     return [memo[v] if v in memo else shape(i, v) for i, v in pairs]
 
 
-def _report_formula_errors(
-    grid: _Grid, kept: Sequence[tuple[int, str, ColumnSpec | None]], header_row: int
-) -> None:
-    names = {grid.first_column + index: name for index, name, _ in kept}
-    for row, column in sorted(grid.error_cells):
-        if row > header_row and column in names:
-            grid.report(
-                "formula-error",
-                "the formula gives an error (such as #DIV/0! or #N/A), so the cell "
-                "would be pushed empty; fix the formula or type the value",
-                row,
-                names[column],
-            )
+_MARKED_MESSAGES = {
+    "formula-error": "the formula gives an error (such as #DIV/0! or #N/A), so the "
+    "cell would be pushed empty; fix the formula or type the value",
+    "merged-cells": "the cell is part of merged cells, so only the first of them has "
+    "a value; unmerge them and fill in each row",
+    "formula-without-value": "the cell holds a formula that was never calculated "
+    "(the file was not saved by Excel or LibreOffice), so it would be pushed empty; "
+    "open the file in a spreadsheet program and save it",
+}
+
+# C0 control characters other than tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _report_unsafe_cells(
@@ -321,27 +311,16 @@ def _report_unsafe_cells(
 ) -> None:
     """Report cells whose text is not what the person sees, or cannot be stored."""
     names = {grid.first_column + index: name for index, name, _ in kept}
-    for marked, kind, message in (
-        (
-            grid.merged_cells,
-            "merged-cells",
-            "the cell is part of merged cells, so only the first of them has a value; "
-            "unmerge them and fill in each row",
-        ),
-        (
-            grid.uncalculated_cells,
-            "formula-without-value",
-            "the cell holds a formula that was never calculated (the file was not "
-            "saved by Excel or LibreOffice), so it would be pushed empty; open the "
-            "file in a spreadsheet program and save it",
-        ),
-    ):
-        for row, column in sorted(marked):
+    for kind, positions in grid.marked.items():
+        for row, column in sorted(positions):
             if row > header_row and column in names:
-                grid.report(kind, message, row, names[column])
+                grid.report(kind, _MARKED_MESSAGES[kind], row, names[column])
 
-    # Joining a column first keeps the common case (no such cell) to one search.
-    for (_, name, _), cells in zip(kept, columns, strict=True):
+    # Only text can hold control characters or be too long. Joining a column
+    # first keeps the common case (no such cell) to one search.
+    for (_, name, spec), cells in zip(kept, columns, strict=True):
+        if spec is not None and spec.kind not in ("string", "list"):
+            continue
         if not _CONTROL.search("".join(cells)) and max(map(len, cells), default=0) < (
             MAX_CELL_CHARACTERS
         ):
@@ -405,7 +384,6 @@ def _build_table(
     for index, name, spec in kept:
         cells = list(map(operator.itemgetter(index), data))
         columns.append(_shape_column(grid, cells, spec, name, sheet_rows))
-    _report_formula_errors(grid, kept, first_row_number + header_index)
     _report_unsafe_cells(
         grid, kept, columns, sheet_rows, first_row_number + header_index
     )
@@ -418,161 +396,38 @@ def _build_table(
     )
 
 
-# ---------------------------------------------------------------------------
-# CSV
-
-
-# C0 control characters other than tab, line feed and carriage return.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-_BOMS = (
-    (b"\xef\xbb\xbf", "utf-8"),
-    (b"\xff\xfe", "utf-16-le"),
-    (b"\xfe\xff", "utf-16-be"),
-)
-
-
-def _decode_csv(data: bytes, grid: _Grid) -> str:
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data[len(bom) :].decode(encoding)
-            except UnicodeDecodeError as error:
-                raise WorkbookError(
-                    f"{grid.label} starts with a {encoding} byte-order mark but is not "
-                    f"valid {encoding} ({error.reason}); save it again as CSV UTF-8."
-                ) from None
-    if data.startswith((ZIP_MAGIC, OLE_MAGIC)):
-        raise WorkbookError(
-            f"{grid.label} is an Excel workbook with a .csv name; rename it to .xlsx "
-            "or save it from Excel as CSV UTF-8."
-        )
-    if b"\x00" in data:
-        raise WorkbookError(
-            f"{grid.label} is not a text file (it holds binary data); save the sheet "
-            "as CSV UTF-8 and try again."
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError:
-        raise WorkbookError(
-            f"{grid.label} is neither UTF-8 nor Windows-1252 text; save it as CSV "
-            "UTF-8 and try again."
-        ) from None
-    grid.report(
-        "encoding",
-        "the file is not UTF-8, so it was read as Windows-1252; save it as CSV UTF-8 "
-        "so that every character survives",
-    )
-    return text
-
-
-def _sniff_delimiter(text: str) -> str:
-    """The delimiter (`,` `;` or tab) that splits the top lines most consistently."""
-    sample = text[:65536]
-    best, best_score = ",", (0, 0)
-    for delimiter in (",", ";", "\t"):
-        try:
-            rows = [
-                row
-                for _, row in zip(
-                    range(20),
-                    csv.reader(io.StringIO(sample), delimiter=delimiter),
-                    strict=False,
-                )
-                if row
-            ]
-        except csv.Error:
-            continue
-        if not rows:
-            continue
-        width = len(rows[0])
-        agreeing = sum(1 for row in rows[1:-1] if len(row) == width)
-        score = (width if width > 1 else 0, agreeing)
-        if score > best_score:
-            best, best_score = delimiter, score
-    return best
-
-
 def _read_csv(path: Path, specs: Mapping[str, ColumnSpec], grid: _Grid) -> Table:
-    data = _read_bytes(path, grid.label)
-    text = _decode_csv(data, grid)
-    if not text.strip():
-        raise WorkbookError(
-            f"{grid.label} is empty; type a header row with the task's column names "
-            "and the data below it."
+    rows, fell_back = parse_csv(path, grid.label)
+    if fell_back:
+        grid.report(
+            "encoding",
+            "the file is not UTF-8, so it was read as Windows-1252; save it as CSV "
+            "UTF-8 so that every character survives",
         )
-    delimiter = _sniff_delimiter(text)
-    # strict: a quote left open swallows every later row into one cell.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        rows = list(reader)
-        if "'" in text:
-            rows = [[_unescape_csv_cell(cell) for cell in row] for row in rows]
-        _refuse_cut_short(grid, text, rows)
-        return _build_table(grid, iter(rows), specs)
-    except csv.Error as error:
-        raise WorkbookError(
-            f"{grid.label} is not a well-formed CSV file ({error}); save it again as "
-            "CSV UTF-8."
-        ) from None
-
-
-def csv_safe_cell(text: str) -> str:
-    """Cell text for a CSV file that a spreadsheet will not run as a formula.
-
-    Text starting with `=`, `+`, `-`, `@`, tab or CR (other than a plain number)
-    gets a leading apostrophe, the usual defence; reading the CSV back removes it,
-    so the value round-trips unchanged.
-    """
-    if text.startswith(FORMULA_PREFIXES) and not _plain_number(text):
-        return "'" + text
-    return text
-
-
-def _unescape_csv_cell(text: str) -> str:
-    if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES):
-        return text[1:]
-    return text
-
-
-def _plain_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return text.strip() == text
-
-
-def _refuse_cut_short(grid: _Grid, text: str, rows: Sequence[Sequence[str]]) -> None:
-    """Refuse a CSV file whose last line looks like an interrupted write."""
-    filled = [row for row in rows if any(cell.strip() for cell in row)]
-    if len(filled) < 2 or text.endswith(("\n", "\r")):
-        return
-    if len(filled[-1]) < len(filled[0]):
-        raise WorkbookError(
-            f"{grid.label} looks cut short: its last line has {len(filled[-1])} of "
-            f"the {len(filled[0])} columns and no line end, as when a copy or save "
-            "is interrupted; save the file again completely."
-        )
-
-
-def _read_bytes(path: Path, label: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise WorkbookError(
-            f"Could not read {label} ({error.strerror}); check that it exists "
-            "and is readable."
-        ) from None
+    return _build_table(grid, iter(rows), specs)
 
 
 # ---------------------------------------------------------------------------
 # XLSX
+
+
+def _merged_cells(worksheet: CalamineSheet) -> set[tuple[int, int]]:
+    """Every cell of each merged range, within the sheet's data.
+
+    The first cell holds the value, but the person meant it for every row the
+    range covers, so all of them are reported.
+    """
+    end = worksheet.end
+    if end is None:
+        return set()
+    # A range can cover whole columns; only the part with data matters.
+    last_row, last_column = end[0] + 1, end[1] + 1
+    return {
+        (row, column)
+        for (top, left), (bottom, right) in worksheet.merged_cell_ranges or ()
+        for row in range(top + 1, min(bottom + 1, last_row) + 1)
+        for column in range(left + 1, min(right + 1, last_column) + 1)
+    }
 
 
 def _read_xlsx(
@@ -585,13 +440,11 @@ def _read_xlsx(
             if written_by_libreoffice(path):
                 grid.fix = undo_libreoffice_epoch
             grid.sheet_name = worksheet.name
-            grid.error_cells = formula_error_cells(path, worksheet.name)
-            grid.uncalculated_cells = uncalculated_formula_cells(path, worksheet.name)
-            grid.merged_cells = {
-                (row + 1, column + 1)
-                for (top, left), (bottom, right) in worksheet.merged_cell_ranges or ()
-                for row in range(top, bottom + 1)
-                for column in range(left, right + 1)
+            marks = sheet_marks(path, worksheet.name)
+            grid.marked = {
+                "formula-error": set(marks.errors),
+                "formula-without-value": set(marks.uncalculated),
+                "merged-cells": _merged_cells(worksheet),
             }
             start = worksheet.start
             grid.first_column = start[1] + 1 if start else 1

@@ -16,6 +16,7 @@ import posixpath
 import re
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -36,6 +37,12 @@ _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _ERROR_MARK = b't="e"'
+_FORMULA_MARK = b"<f"
+_STRING_RESULT = b't="str"'
+# A formula cell whose value is missing or empty.
+_FORMULA_CELL = re.compile(
+    rb"<c\b([^>]*)>\s*<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v\s*/>|<v>\s*</v>)?\s*</c>"
+)
 _CELL = re.compile(rb"<c\b([^>]*)>")
 _REF = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
 _CHUNK = 1 << 20
@@ -141,10 +148,6 @@ def _sheet_part(archive: zipfile.ZipFile, sheet_name: str) -> str | None:
     return None
 
 
-def _has_error_mark(archive: zipfile.ZipFile, part: str) -> bool:
-    return _contains(archive, part, _ERROR_MARK)
-
-
 def _column_number(letters: bytes) -> int:
     number = 0
     for letter in letters:
@@ -152,58 +155,60 @@ def _column_number(letters: bytes) -> int:
     return number
 
 
-def formula_error_cells(path: Path, sheet_name: str) -> set[tuple[int, int]]:
-    """(row, column), both 1-based, of every cell holding an error value."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            part = _sheet_part(archive, sheet_name)
-            if part is None or not _has_error_mark(archive, part):
-                return set()
-            xml = archive.read(part)
-    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
-        return set()
-    found: set[tuple[int, int]] = set()
-    for match in _CELL.finditer(xml):
-        attributes = match.group(1)
-        if _ERROR_MARK in attributes and (ref := _REF.search(attributes)):
-            found.add((int(ref.group(2)), _column_number(ref.group(1))))
+def _marks_in(archive: zipfile.ZipFile, part: str) -> set[bytes]:
+    """Which of the error and formula marks occur in a member, in one pass."""
+    wanted = {_ERROR_MARK, _FORMULA_MARK}
+    found: set[bytes] = set()
+    tail = b""
+    with archive.open(part) as stream:
+        while (chunk := stream.read(_CHUNK)) and found != wanted:
+            window = tail + chunk
+            found.update(mark for mark in wanted if mark in window)
+            tail = chunk[-len(_ERROR_MARK) :]
     return found
 
 
-_FORMULA_CELL = re.compile(
-    rb"<c\b([^>]*)>\s*<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v\s*/>|<v>\s*</v>)?\s*</c>"
-)
+@dataclass(frozen=True)
+class SheetMarks:
+    """Cells whose value calamine cannot show faithfully, as (row, column), 1-based."""
+
+    # A formula whose stored result is an error value such as #DIV/0!.
+    errors: frozenset[tuple[int, int]] = frozenset()
+    # A formula stored without any result (written by a program with no
+    # calculation engine, such as openpyxl); a string result, even an empty one,
+    # is marked t="str" and is not counted.
+    uncalculated: frozenset[tuple[int, int]] = frozenset()
 
 
-def uncalculated_formula_cells(path: Path, sheet_name: str) -> set[tuple[int, int]]:
-    """(row, column), both 1-based, of every formula cell with no stored result.
+def sheet_marks(path: Path, sheet_name: str) -> SheetMarks:
+    """Find error and uncalculated formula cells of one sheet.
 
-    Programs that write XLSX without a calculation engine (openpyxl, many export
-    scripts) store formulas without results, and calamine reads those as empty.
+    The sheet's XML is streamed once looking for `t="e"` and `<f`; it is read
+    whole and searched only when one of them occurs.
     """
     try:
         with zipfile.ZipFile(path) as archive:
             part = _sheet_part(archive, sheet_name)
-            if part is None or not _contains(archive, part, b"<f"):
-                return set()
+            found = _marks_in(archive, part) if part is not None else set()
+            if not found or part is None:
+                return SheetMarks()
             xml = archive.read(part)
     except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
-        return set()
-    found: set[tuple[int, int]] = set()
-    for match in _FORMULA_CELL.finditer(xml):
-        if ref := _REF.search(match.group(1)):
-            found.add((int(ref.group(2)), _column_number(ref.group(1))))
-    return found
+        return SheetMarks()
 
-
-def _contains(archive: zipfile.ZipFile, part: str, mark: bytes) -> bool:
-    tail = b""
-    with archive.open(part) as stream:
-        while chunk := stream.read(_CHUNK):
-            if mark in tail + chunk:
-                return True
-            tail = chunk[-len(mark) :]
-    return False
+    errors: set[tuple[int, int]] = set()
+    if _ERROR_MARK in found:
+        for match in _CELL.finditer(xml):
+            attributes = match.group(1)
+            if _ERROR_MARK in attributes and (ref := _REF.search(attributes)):
+                errors.add((int(ref.group(2)), _column_number(ref.group(1))))
+    uncalculated: set[tuple[int, int]] = set()
+    if _FORMULA_MARK in found:
+        for match in _FORMULA_CELL.finditer(xml):
+            attributes = match.group(1)
+            if _STRING_RESULT not in attributes and (ref := _REF.search(attributes)):
+                uncalculated.add((int(ref.group(2)), _column_number(ref.group(1))))
+    return SheetMarks(frozenset(errors), frozenset(uncalculated))
 
 
 def pick_sheet(

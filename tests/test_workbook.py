@@ -189,12 +189,16 @@ def build_formula_errors(book: openpyxl.Workbook) -> None:
     sheet["B1"] = "animal_id"
     sheet["C1"] = "genotype"
     sheet["D1"] = "weight_g"
+    sheet["E1"] = "sex"
     for row, (key, genotype, weight) in enumerate(
         [("A1", "wt", "=1/0"), ("A2", "=NA()", "2"), ("A3", "ko", "=2+1")], start=2
     ):
         sheet[f"B{row}"] = key
         sheet[f"C{row}"] = genotype
         sheet[f"D{row}"] = weight
+    # A formula whose result is the empty string is calculated, not missing.
+    sheet["E4"] = '=""'
+    sheet["E3"] = "male"
 
 
 @pytest.fixture(scope="session")
@@ -525,13 +529,18 @@ def test_a_formula_that_gives_an_error_is_reported_not_pushed_empty(
 ) -> None:
     table = read_workbook(traps_workbooks["formula-errors"], schema=SCHEMA)
 
-    assert table.rows == (("A1", "wt", ""), ("A2", "", "2"), ("A3", "ko", "3"))
+    assert table.rows == (
+        ("A1", "wt", "", ""),
+        ("A2", "", "2", "male"),
+        ("A3", "ko", "3", ""),
+    )
     errors = [p for p in table.problems if p.kind == "formula-error"]
     assert [(p.sheet_row, p.column) for p in errors] == [
         (2, "weight_g"),
         (3, "genotype"),
     ]
     assert "#DIV/0!" in errors[0].message
+    assert "formula-without-value" not in kinds(table)
 
 
 def test_the_data_sheet_can_be_named_and_a_missing_name_is_an_error(
