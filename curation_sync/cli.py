@@ -21,7 +21,7 @@ from typing import Any
 
 from curation_sync import __version__, service
 from curation_sync.config import Config, default_config_path, load_config, render_config
-from curation_sync.errors import ConfigError, CurationSyncError
+from curation_sync.errors import ConfigError, CurationSyncError, RemoteError
 
 logger = logging.getLogger("curation_sync")
 
@@ -233,9 +233,63 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     config = _config(args)
     with open_engine(config, folder_of(config, args.file)) as engine:
-        result = engine.push(args.file, confirm=args.confirm, dry_run=args.dry_run)
+        result = engine.push(
+            args.file,
+            confirm=args.confirm,
+            dry_run=args.dry_run,
+            overwrite_conflicts=args.overwrite_conflicts,
+        )
     print(f"{result.outcome}: {result.message}")
     return 0 if result.outcome not in {"failed", "deferred", "unmapped"} else 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from curation_sync.daemon import folder_of, open_engine
+
+    config = _config(args)
+    folder = folder_of(config, args.file)
+    # A workbook whose task and schema are cached is checked without going online.
+    try:
+        with open_engine(config, folder, online=False) as engine:
+            table, check = engine.check(args.file)
+    except RemoteError:
+        with open_engine(config, folder) as engine:
+            table, check = engine.check(args.file)
+    problems = [p.message for p in table.problems]
+    issues = [
+        {
+            "sheet_row": i.sheet_row,
+            "key": i.key,
+            "column": i.column,
+            "value": i.value,
+            "message": i.message,
+        }
+        for i in check.issues
+    ]
+    if args.json:
+        document = {
+            "valid_rows": check.valid_rows,
+            "invalid_rows": check.invalid_rows,
+            "blocking": check.blocking,
+            "problems": problems,
+            "issues": issues,
+            "notes": list(check.notes),
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        print(
+            f"{args.file.name}: {check.valid_rows} valid rows, "
+            f"{check.invalid_rows} invalid"
+        )
+        for line in [*problems, *check.notes]:
+            print(f"  {line}")
+        for issue in issues:
+            print(
+                f"  sheet row {issue['sheet_row']} ({issue['key']}): {issue['message']}"
+            )
+        if check.blocking:
+            print(f"  not pushable: {check.blocking}")
+    return 0 if not check.invalid_rows and not check.blocking and not problems else 1
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -364,6 +418,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--dry-run", action="store_true", help="write the CSV; send nothing"
     )
+
+    sub.add_argument(
+        "--overwrite-conflicts",
+        action="store_true",
+        help="push your values for rows in conflict, replacing the remote edits",
+    )
+
+    sub = command("check", cmd_check, "Check a workbook locally; send nothing.")
+    sub.add_argument("file", type=Path)
+    sub.add_argument("--config", type=Path)
+    sub.add_argument("--json", action="store_true")
 
     sub = command("pull", cmd_pull, "Pull one workbook, or every task, now.")
     sub.add_argument("file", type=Path, nargs="?")

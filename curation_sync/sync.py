@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NoReturn
 
+from curation_sync.checks import LocalCheck, check_table
 from curation_sync.errors import (
     CurationSyncError,
     MappingError,
@@ -44,14 +45,14 @@ from curation_sync.poll import (
     settle_pull_entry,
 )
 from curation_sync.pull import PullResult, pull_task
-from curation_sync.push import PushResult, push_workbook
+from curation_sync.push import PushResult, ensure_schema, push_workbook
 from curation_sync.report import ReportWriter, sidecar_writer
 from curation_sync.sidecar import DEFAULT_NAME_TEMPLATE
 from curation_sync.state import STATE_DIR, StateStore, utc_now
 from curation_sync.status import WorkbookStatus, workbook_status
 from curation_sync.synapse import SynapseAdapter
 from curation_sync.tasks import TaskInfo
-from curation_sync.workbook import read_identity
+from curation_sync.workbook import Table, read_identity, read_workbook
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +298,34 @@ class SyncEngine:
         if self.ctx.state.mapping(path) != (found.task_id, found.source):
             self.ctx.state.set_mapping(path, found.task_id, found.source)
         return found
+
+    def check(self, path: Path) -> tuple[Table, LocalCheck]:
+        """Run the local checks of a push on one workbook; send and write nothing.
+
+        The schema comes from the state store when it is cached there, else from
+        Synapse once.
+
+        Raises:
+            MappingError: the workbook maps to no task, or to a file-based one.
+            WorkbookError: the file cannot be read.
+        """
+        path = path.resolve()
+        mapping = self.map_workbook(path)
+        if mapping is None:
+            raise_unmapped(path)
+        task = self._task(mapping.task_id)
+        if task.record_set_id is None:
+            raise MappingError(
+                f"{path.name} belongs to the file-based task {task.name}, which has "
+                "no schema to check against here; edit it in the web grid."
+            )
+        schema = self.ctx.state.schema(task.record_set_id) or ensure_schema(
+            self.ctx, task
+        )
+        table = read_workbook(path, schema=schema.body)
+        return table, check_table(
+            table, schema.body, schema.upsert_key, schema_id=schema.schema_id
+        )
 
     def status(self) -> list[WorkbookStatus]:
         """The state of every workbook in the folder and every mapped one."""

@@ -108,3 +108,23 @@ def test_doctor_passes_against_the_sandbox(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "ok   login: signed in as" in out
+
+
+def test_check_reports_synapse_messages_offline_and_sends_nothing(
+    config: Path, sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pull", "--all", "--config", str(config)]) == 0
+    workbook = tmp_path / "folder" / WORKBOOK
+    edit_xlsx(workbook, {(3, "sex"): "other", (4, "genotype"): None})
+    capsys.readouterr()
+    sandbox.stop()
+
+    code = main(["check", str(workbook), "--config", str(config), "--json"])
+
+    assert code == 1
+    found = json.loads(capsys.readouterr().out)
+    assert found["invalid_rows"] == 2
+    assert {(i["sheet_row"], i["message"]) for i in found["issues"]} == {
+        (3, "#/sex: other is not a valid enum value"),
+        (4, "#/genotype: expected type: String, found: Null"),
+    }
