@@ -53,6 +53,32 @@ def logging_to_stderr(verbose: int) -> Iterator[None]:
         logger.setLevel(saved[2])
 
 
+@contextmanager
+def progress(what: str) -> Iterator[None]:
+    """An elapsed-time bar on a terminal while long work runs; none under systemd."""
+    if not sys.stderr.isatty() or service.is_under_journald():
+        yield
+        return
+
+    import tqdm  # type: ignore[import-untyped]  # tqdm ships no type stubs
+
+    done = threading.Event()
+    bar = tqdm.tqdm(desc=what, total=None, bar_format="{desc} {elapsed}", leave=False)
+
+    def tick() -> None:
+        while not done.wait(0.5):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, name="curation-sync-progress", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+        bar.close()
+
+
 def wait_for_stop() -> None:
     """Block until Ctrl-C or SIGTERM."""
     stop = threading.Event()
@@ -232,7 +258,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     from curation_sync.daemon import folder_of, open_engine
 
     config = _config(args)
-    with open_engine(config, folder_of(config, args.file)) as engine:
+    folder = folder_of(config, args.file)
+    with open_engine(config, folder) as engine, progress(f"Pushing {args.file.name}"):
         result = engine.push(
             args.file,
             confirm=args.confirm,
@@ -298,13 +325,14 @@ def cmd_pull(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.all:
         for folder in config.folders:
-            with open_engine(config, folder) as engine:
+            with open_engine(config, folder) as engine, progress("Pulling"):
                 result = engine.poll()
             print(f"{folder.path}: {len(result.pulls)} pulls, {result.tasks} tasks")
         return 0
     if args.file is None:
         raise ConfigError("Name a workbook to pull, or pass --all.")
-    with open_engine(config, folder_of(config, args.file)) as engine:
+    folder = folder_of(config, args.file)
+    with open_engine(config, folder) as engine, progress(f"Pulling {args.file.name}"):
         pulled = engine.pull(args.file)
     print(f"{pulled.outcome}: {pulled.message}")
     return 0 if pulled.outcome in {"written", "up-to-date", "waiting"} else 1
