@@ -10,6 +10,7 @@ one (see `count`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import signal
@@ -148,10 +149,15 @@ class InProcessDaemon:
     """`Daemon(config)` started in this process, its log records collected."""
 
     def __init__(
-        self, config: Path, *, incomplete_timeout: float | None = None
+        self,
+        config: Path,
+        *,
+        incomplete_timeout: float | None = None,
+        retry_seconds: tuple[float, float] | None = None,
     ) -> None:
         self.config = load_config(config, environ={})
         self.incomplete_timeout = incomplete_timeout
+        self.retry_seconds = retry_seconds
         self.daemon = Daemon(self.config)
         self.log = Records()
         self._logger = logging.getLogger("curation_sync")
@@ -166,6 +172,16 @@ class InProcessDaemon:
             # workbook to become whole (300 s); the suites cannot wait that long.
             for runtime in self.daemon.folders:
                 runtime.watcher._incomplete_timeout_seconds = self.incomplete_timeout
+        if self.retry_seconds is not None:
+            # Nor for the outbox's back-off (30 s doubling to 15 min): CI shortens it.
+            first, most = self.retry_seconds
+            for runtime in self.daemon.folders:
+                context = runtime.engine.ctx
+                context.settings = dataclasses.replace(
+                    context.settings,
+                    retry_initial_seconds=first,
+                    retry_max_seconds=most,
+                )
         return self
 
     def __exit__(self, *exc: object) -> None:
