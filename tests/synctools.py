@@ -124,3 +124,19 @@ def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def write_daemon_config(
+    sandbox: Sandbox, home: Path, folder: Path, extra: str = ""
+) -> Path:
+    """A daemon config for the demo user on `folder`, with its token in a file."""
+    token_file = home / "token"
+    token_file.write_text(sandbox.token("demo"))
+    token_file.chmod(0o600)
+    config = home / "config.toml"
+    config.write_text(
+        f'[synapse]\nendpoint = "{sandbox.endpoint}"\ntoken_file = "{token_file}"\n'
+        f'[daemon]\nstate_dir = "{home / "state"}"\n'
+        f'[[folder]]\npath = "{folder}"\nproject = "syn1000"\n{extra}'
+    )
+    return config

@@ -16,7 +16,7 @@ import pytest
 
 from curation_sync.cli import main
 from curation_sync.sandbox import Sandbox
-from tests.synctools import edit_xlsx
+from tests.synctools import edit_xlsx, write_daemon_config
 
 WORKBOOK = "AnimalMetadata_Curation.xlsx"
 
@@ -51,16 +51,7 @@ def invoke(
 def config(sandbox: Sandbox, tmp_path: Path) -> Path:
     folder = tmp_path / "folder"
     folder.mkdir()
-    token_file = tmp_path / "token"
-    token_file.write_text(sandbox.token("demo"))
-    token_file.chmod(0o600)
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'[synapse]\nendpoint = "{sandbox.endpoint}"\ntoken_file = "{token_file}"\n'
-        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
-        f'[[folder]]\npath = "{folder}"\nproject = "syn1000"\n'
-    )
-    return path
+    return write_daemon_config(sandbox, tmp_path, folder)
 
 
 @pytest.fixture(autouse=True)

@@ -14,25 +14,17 @@ from synapseclient import Synapse
 
 from curation_sync.sandbox import Sandbox
 from curation_sync.sidecar import sidecar_path
-from tests.synctools import edit_xlsx, remote_rows, sheet_rows, wait_until
+from tests.synctools import (
+    edit_xlsx,
+    remote_rows,
+    sheet_rows,
+    wait_until,
+    write_daemon_config,
+)
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 
 WORKBOOK = "AnimalMetadata_Curation.xlsx"
-
-
-def write_config(sandbox: Sandbox, tmp_path: Path, folder: Path) -> Path:
-    token_file = tmp_path / "token"
-    token_file.write_text(sandbox.token("demo"))
-    token_file.chmod(0o600)
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[synapse]\nendpoint = "{sandbox.endpoint}"\ntoken_file = "{token_file}"\n'
-        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
-        f'[[folder]]\npath = "{folder}"\nproject = "syn1000"\n'
-        "debounce_seconds = 0.5\npolling_interval_seconds = 0.5\n"
-    )
-    return config
 
 
 class Run:
@@ -68,7 +60,12 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def config(sandbox: Sandbox, tmp_path: Path, folder: Path) -> Path:
-    return write_config(sandbox, tmp_path, folder)
+    return write_daemon_config(
+        sandbox,
+        tmp_path,
+        folder,
+        "debounce_seconds = 0.5\npolling_interval_seconds = 0.5\n",
+    )
 
 
 @pytest.fixture
