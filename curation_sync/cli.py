@@ -8,6 +8,7 @@ and kept stable.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -233,25 +234,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         for row in entry["workbooks"]:
             task = f"task {row['task_id']}" if row["task_id"] else "no task"
             version = row["base_version"] if row["base_version"] is not None else "-"
+            counts = ""
+            if row["invalid_rows"] is not None:
+                counts = f", {row['rows']} rows, {row['invalid_rows']} invalid"
+            editor = ", open in an editor" if row["open_in_editor"] else ""
             print(
-                f"  {row['workbook']}: {task}, {row['state']} ({row['detail']}), "
-                f"version {version}, last push {row['last_pushed_at'] or 'never'}"
+                f"  {row['workbook']}: {task} ({row['task_state'] or 'state unknown'})"
+                f", {row['state']} ({row['detail']}), version {version}{counts}, "
+                f"last push {row['last_pushed_at'] or 'never'}{editor}"
             )
     return 0
 
 
 def _status_json(row: Any) -> dict[str, Any]:
-    return {
-        "workbook": str(row.path),
-        "task_id": row.task_id,
-        "task_name": row.task_name,
-        "state": row.state,
-        "detail": row.detail,
-        "base_version": row.base_version,
-        "last_pushed_at": row.last_pushed_at.isoformat()
-        if row.last_pushed_at
-        else None,
-    }
+    document = dataclasses.asdict(row)
+    document["workbook"] = str(document.pop("path"))
+    pushed = document["last_pushed_at"]
+    document["last_pushed_at"] = pushed.isoformat() if pushed else None
+    return document
 
 
 def cmd_push(args: argparse.Namespace) -> int:

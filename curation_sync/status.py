@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from curation_sync.filesystem import is_open_in_editor
 from curation_sync.state import StateStore
 
 
@@ -26,6 +27,11 @@ class WorkbookStatus:
     detail: str
     base_version: int | None = None
     last_pushed_at: dt.datetime | None = None
+    task_state: str | None = None
+    rows: int | None = None
+    invalid_rows: int | None = None
+    conflicts: int = 0
+    open_in_editor: bool = False
 
 
 def workbook_status(state: StateStore, path: Path) -> WorkbookStatus:
@@ -62,6 +68,11 @@ def workbook_status(state: StateStore, path: Path) -> WorkbookStatus:
         detail=detail,
         base_version=base.version if base else None,
         last_pushed_at=last.pushed_at if last else None,
+        task_state=stored.state.value if stored and stored.state else None,
+        rows=len(base.rows) if base else None,
+        invalid_rows=last.invalid if last else None,
+        conflicts=last.conflicts if last else 0,
+        open_in_editor=path.exists() and is_open_in_editor(path),
     )
 
 

@@ -75,8 +75,11 @@ def test_pull_all_then_status_shows_each_workbook_in_sync_offline(
 ) -> None:
     assert invoke(["pull", "--all", "--config", str(config)])[0] == 0
     sandbox.stop()
+    lock = config.parent / "folder" / f".~lock.{WORKBOOK}#"
+    lock.write_text("someone,host,2026")
 
     code, out, _ = invoke(["status", "--config", str(config), "--json"])
+    text_code, text, _ = invoke(["status", "--config", str(config)])
 
     assert code == 0
     folders = json.loads(out)["folders"]
@@ -84,7 +87,14 @@ def test_pull_all_then_status_shows_each_workbook_in_sync_offline(
     assert rows[WORKBOOK]["task_id"] == 101
     assert rows[WORKBOOK]["state"] == "in sync"
     assert rows[WORKBOOK]["base_version"] == 1
+    assert rows[WORKBOOK]["rows"] == 5
+    assert rows[WORKBOOK]["open_in_editor"] is True
+    assert rows["SampleFiles_Curation.xlsx"]["open_in_editor"] is False
     assert folders[0]["daemon"] is None
+    assert text_code == 0
+    assert "daemon not running" in text
+    assert f"{WORKBOOK}: task 101" in text
+    assert "open in an editor" in text
 
 
 def test_push_dry_run_sends_nothing_and_push_then_lands_a_version(
