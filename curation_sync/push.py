@@ -22,8 +22,12 @@ one copy):
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +36,7 @@ from curation_sync.checks import LocalCheck, check_table
 from curation_sync.errors import RemoteError, TransientRemoteError, WorkbookError
 from curation_sync.merge import (
     Key,
+    cells_equal,
     change_share,
     diff_rows,
     key_rows,
@@ -45,7 +50,8 @@ from curation_sync.report import (
     synapse_report,
 )
 from curation_sync.session import advance_task_state, push_grid, session_for
-from curation_sync.state import Base, PushRecord, StoredSchema
+from curation_sync.spreadsheet import write_atomically
+from curation_sync.state import STATE_DIR, Base, PushRecord, StoredSchema
 from curation_sync.tasks import RecordRows, TaskInfo, TaskKind
 from curation_sync.workbook import Table, read_workbook
 
@@ -136,6 +142,12 @@ def push_workbook(
     content_hash = table.content_hash()
     forced = confirm or overwrite_conflicts
     if not forced and ctx.state.content_hash(path) == content_hash:
+        # The hash is stored only once a push got past its last remote step (or
+        # the file is back to what was pushed), so an entry a crash left behind
+        # is done; left in the outbox it would hold back every pull for good.
+        leftover = None if dry_run else ctx.state.outbox_entry("push", path)
+        if leftover is not None:
+            ctx.state.finish(leftover.id)
         return PushResult(
             path, "unchanged", "no change since the last push", task.task_id
         )
@@ -246,7 +258,14 @@ def _push(
         logger.warning("Holding back the push of %s: %s", path.name, message)
         return PushResult(path, "needs-confirm", message, **counts)
     if dry_run or entry_id is None:
-        return PushResult(path, "dry-run", "nothing sent", **counts)
+        written = _write_dry_run_csv(
+            ctx.settings.folder / STATE_DIR / "dry-run" / f"{path.stem}.import.csv",
+            check.push_columns,
+            check.keyed.rows,
+            [*diff.changed, *diff.added],
+        )
+        message = f"nothing sent; the rows it would import are in {written}"
+        return PushResult(path, "dry-run", message, **counts)
 
     plan = _Plan(
         path,
@@ -291,6 +310,7 @@ def _push_remote(ctx: Context, plan: _Plan) -> PushResult:
     if info.version != base.version:
         _, remote_rows = ctx.adapter.record_rows(task.record_set_id or "")
         remote = _keyed_remote(remote_rows, plan.schema.upsert_key)
+        base = replace(base, rows=_own_rows(ctx, plan.path, base.rows, remote))
     merged = merge_rows(base.rows, local, remote, check.push_columns)
     merged = replace(merged, removed_locally=plan.removed)
     to_push = list(merged.to_push)
@@ -303,7 +323,15 @@ def _push_remote(ctx: Context, plan: _Plan) -> PushResult:
     errors: list[str] = []
     if to_push:
         session_id = session_for(ctx, task, status)
-        ctx.state.advance(entry_id, "importing", session_id=session_id)
+        # The rows sent are kept with the entry until it finishes: after a crash
+        # they tell this push's own values on Synapse from someone else's edit.
+        sent = [
+            [list(key), {c: local[key][c] for c in check.push_columns}]
+            for key in to_push
+        ]
+        ctx.state.advance(
+            entry_id, "importing", session_id=session_id, detail=json.dumps(sent)
+        )
         cells = [[local[key][c] for c in check.push_columns] for key in to_push]
         uploaded = ctx.adapter.import_rows(session_id, check.push_columns, cells)
         ctx.state.advance(entry_id, "imported")
@@ -377,6 +405,26 @@ def _read(
         raise
 
 
+def _write_dry_run_csv(
+    target: Path,
+    columns: Sequence[str],
+    rows: Mapping[Key, Mapping[str, str]],
+    keys: Sequence[Key],
+) -> Path:
+    """Write the import CSV a push would send, at `target` in the state directory.
+
+    The watcher ignores the state directory, so the CSV is not taken for a new
+    workbook.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([rows[key][column] for column in columns] for key in keys)
+    write_atomically(target, buffer.getvalue().encode("utf-8"))
+    return target
+
+
 def _first_base(
     ctx: Context, task: TaskInfo, schema: StoredSchema, check: LocalCheck
 ) -> Base:
@@ -390,6 +438,38 @@ def _first_base(
         upsert_key=schema.upsert_key,
         rows=_keyed_remote(rows, schema.upsert_key),
     )
+
+
+def _own_rows(
+    ctx: Context,
+    path: Path,
+    base: Mapping[Key, dict[str, str]],
+    remote: Mapping[Key, dict[str, str]],
+) -> dict[Key, dict[str, str]]:
+    """The base, with rows a crashed push of ours already put on Synapse.
+
+    A push killed after its import but before it stored the new base leaves its
+    rows on Synapse; without this, the next save would see them as edits made by
+    someone else and report its own change to the same cell as a conflict.
+    """
+    entry = ctx.state.outbox_entry("push", path)
+    if entry is None or entry.stage not in ("importing", "imported", "pushed"):
+        return dict(base)
+    try:
+        sent = json.loads(entry.detail or "")
+    except ValueError:
+        return dict(base)
+    if not isinstance(sent, list):
+        return dict(base)
+    adjusted = dict(base)
+    for key_parts, cells in sent:
+        key = tuple(key_parts)
+        there = remote.get(key)
+        if there is not None and all(
+            cells_equal(there.get(name, ""), value) for name, value in cells.items()
+        ):
+            adjusted[key] = dict(there)
+    return adjusted
 
 
 def _keyed_remote(

@@ -114,6 +114,12 @@ def test_push_dry_run_sends_nothing_and_push_then_lands_a_version(
     assert (dry, real) == (0, 0)
     assert after_dry == syncs
     assert dry_out.startswith("dry-run")
+    written = workbook.parent / ".curation-sync" / "dry-run"
+    lines = (written / "AnimalMetadata_Curation.import.csv").read_text().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("animal_id,")
+    assert lines[1].startswith("A001,")
+    assert "40.5" in lines[1].split(",")
     assert real_out.startswith("pushed")
     assert sandbox.request_log.count("POST", r"/grid/synchronize/async/start") == (
         syncs + 1
