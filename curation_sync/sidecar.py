@@ -22,18 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import openpyxl
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell, WriteOnlyCell
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from curation_sync.errors import ConfigError
 from curation_sync.spreadsheet import (
     FORMULA_PREFIXES,
     HEADER_FILL,
     HEADER_FONT,
-    cell_at,
     set_text,
     workbook_bytes,
     write_atomically,
@@ -220,19 +219,84 @@ def write_sidecar(
 
 # ---------------------------------------------------------------------------
 # XLSX
+#
+# The sidecar is written in openpyxl's write-only mode: each row goes straight
+# to the sheet's XML, so a 10,000-row data copy costs no cell objects except for
+# the few cells that are styled, commented or need a quote prefix.
+
+# One value of a write-only row: a plain value openpyxl stores as it is, or a cell.
+_RowValue = Cell | str | int | None
 
 
-def _text_row(sheet: Worksheet, row: int, values: Sequence[str | int | None]) -> None:
-    for column, value in enumerate(values, start=1):
-        if value is None or value == "":
-            continue
-        cell = cell_at(sheet, row, column)
-        if isinstance(value, int):
-            cell.value = value
-        else:
-            # A report must still be written when a cell it quotes holds a control
-            # character XLSX cannot store: show each as the replacement mark.
-            set_text(cell, ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
+def _clean(text: str) -> str:
+    # A report must still be written when a cell it quotes holds a control
+    # character XLSX cannot store: show each as the replacement mark.
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+
+
+def _value(sheet: WriteOnlyWorksheet, value: str | int | None) -> _RowValue:
+    """A row value that is stored as a number or a string cell, never a formula."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    text = _clean(value)
+    if not text.startswith(FORMULA_PREFIXES):
+        # openpyxl makes a string cell of any text that does not start with "=".
+        return text
+    cell = WriteOnlyCell(sheet)
+    set_text(cell, text)
+    return cell
+
+
+def _styled(
+    sheet: WriteOnlyWorksheet,
+    value: str | int | None,
+    *,
+    font: Font | None = None,
+    fill: PatternFill | None = None,
+    alignment: Alignment | None = None,
+    comment: str | None = None,
+) -> Cell:
+    plain = _value(sheet, value)
+    cell = plain if isinstance(plain, Cell) else WriteOnlyCell(sheet)
+    if isinstance(plain, str):
+        set_text(cell, plain)
+    elif isinstance(plain, int):
+        cell.value = plain
+    if font is not None:
+        cell.font = font
+    if fill is not None:
+        cell.fill = fill
+    if alignment is not None:
+        cell.alignment = alignment
+    if comment is not None:
+        cell.comment = Comment(_clean(comment), "curation-sync", width=300, height=90)
+    return cell
+
+
+def _row(
+    sheet: WriteOnlyWorksheet, values: Sequence[str | int | None]
+) -> list[_RowValue]:
+    return [_value(sheet, value) for value in values]
+
+
+def _header_row(sheet: WriteOnlyWorksheet, header: Sequence[str]) -> list[_RowValue]:
+    return [_styled(sheet, name, font=HEADER_FONT, fill=HEADER_FILL) for name in header]
+
+
+def _layout(
+    sheet: WriteOnlyWorksheet, widths: Sequence[int], filter_ref: str | None = None
+) -> None:
+    """Column widths, a frozen header and a filter; set before the first row."""
+    # types-openpyxl leaves column_dimensions and auto_filter off
+    # WriteOnlyWorksheet; openpyxl 3.1 has both.
+    dimensions = sheet.column_dimensions  # type: ignore[attr-defined]
+    for index, width in enumerate(widths, start=1):
+        dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "A2"
+    if filter_ref:
+        sheet.auto_filter.ref = filter_ref  # type: ignore[attr-defined]
 
 
 def _table_sheet(
@@ -241,30 +305,19 @@ def _table_sheet(
     header: Sequence[str],
     rows: Sequence[Sequence[str | int | None]],
     widths: Sequence[int],
-) -> Worksheet:
-    sheet: Worksheet = book.create_sheet(title)
-    _text_row(sheet, 1, header)
-    for index, width in enumerate(widths, start=1):
-        letter = get_column_letter(index)
-        sheet.column_dimensions[letter].width = width
-        header_cell = cell_at(sheet, 1, index)
-        header_cell.font = HEADER_FONT
-        header_cell.fill = HEADER_FILL
-    for number, values in enumerate(rows, start=2):
-        _text_row(sheet, number, values)
-    sheet.freeze_panes = "A2"
-    if rows:
-        sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{len(rows) + 1}"
-    return sheet
+) -> None:
+    sheet: WriteOnlyWorksheet = book.create_sheet(title)
+    last = f"{get_column_letter(len(header))}{len(rows) + 1}"
+    _layout(sheet, widths, f"A1:{last}" if rows else None)
+    sheet.append(_header_row(sheet, header))
+    for values in rows:
+        sheet.append(_row(sheet, values))
 
 
 def _summary_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "Summary"
+    sheet: WriteOnlyWorksheet = book.create_sheet("Summary")
     validated_at = report.validated_at.astimezone(dt.timezone.utc)
     lines: list[tuple[str, str | int | None]] = [
-        ("Status", report.status()),
         ("Task", report.task_name),
         ("Task id", report.task_id),
         ("Record set", report.record_set_id),
@@ -282,14 +335,20 @@ def _summary_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
         ("Rows held back by local checks", len(report.not_pushed.held_back)),
     ]
     lines += [("Note", note) for note in report.notes]
-    for row, (label, value) in enumerate(lines, start=1):
-        _text_row(sheet, row, [label, value])
-        cell_at(sheet, row, 1).font = HEADER_FONT
-    sheet.column_dimensions["A"].width = 44
-    sheet.column_dimensions["B"].width = 70
-    status = cell_at(sheet, 1, 2)
-    status.font = Font(bold=True, color="006100" if report.is_clean() else "9C0006")
-    status.alignment = Alignment(wrap_text=True)
+    dimensions = sheet.column_dimensions  # type: ignore[attr-defined]
+    dimensions["A"].width = 44
+    dimensions["B"].width = 70
+
+    status_font = Font(bold=True, color="006100" if report.is_clean() else "9C0006")
+    status = _styled(
+        sheet,
+        report.status(),
+        font=status_font,
+        alignment=Alignment(wrap_text=True),
+    )
+    sheet.append([_styled(sheet, "Status", font=HEADER_FONT), status])
+    for label, value in lines:
+        sheet.append([_styled(sheet, label, font=HEADER_FONT), _value(sheet, value)])
 
 
 def _violations_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
@@ -360,22 +419,8 @@ def _not_pushed_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
     )
 
 
-def _data_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
-    data = report.data
-    if data is None:
-        return
-    sheet = book.create_sheet("Data")
-    _text_row(sheet, 1, data.columns)
-    for index in range(1, len(data.columns) + 1):
-        cell_at(sheet, 1, index).font = HEADER_FONT
-        cell_at(sheet, 1, index).fill = HEADER_FILL
-    sheet.freeze_panes = "A2"
-
-    # Rows keep the numbers the person sees, so "row 7" means row 7 here too.
-    sheet_rows = data.sheet_rows or tuple(range(2, len(data.rows) + 2))
-    for number, values in zip(sheet_rows, data.rows, strict=True):
-        _text_row(sheet, number, values)
-
+def _cell_notes(report: SidecarReport, data: ReportData) -> dict[int, dict[int, str]]:
+    """The comment of each highlighted data cell, by sheet row and column."""
     messages: dict[tuple[int, int], list[str]] = defaultdict(list)
     positions = {name: index for index, name in enumerate(data.columns, start=1)}
     for violation in report.violations:
@@ -390,14 +435,68 @@ def _data_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
                 f"Not pushed: Synapse has {conflict.remote_value!r} "
                 "since the last pull."
             )
+    notes: dict[int, dict[int, str]] = defaultdict(dict)
     for (row, column), texts in messages.items():
-        cell = cell_at(sheet, row, column)
-        cell.fill = INVALID_FILL
-        cell.comment = Comment("\n".join(texts), "curation-sync", width=300, height=90)
+        notes[row][column] = "\n".join(texts)
+    return notes
+
+
+def _marked_row(
+    sheet: WriteOnlyWorksheet,
+    values: Sequence[str],
+    marks: dict[int, str],
+    *,
+    font: Font | None = None,
+    fill: PatternFill | None = None,
+) -> list[_RowValue]:
+    """A row whose marked columns are highlighted, with the message as a comment."""
+    width = max(len(values), max(marks, default=0))
+    cells: list[_RowValue] = []
+    for column in range(1, width + 1):
+        value = values[column - 1] if column <= len(values) else None
+        text = marks.get(column)
+        if text is not None:
+            cells.append(
+                _styled(sheet, value, font=font, fill=INVALID_FILL, comment=text)
+            )
+        elif font is not None or fill is not None:
+            cells.append(_styled(sheet, value, font=font, fill=fill))
+        else:
+            cells.append(_value(sheet, value))
+    return cells
+
+
+def _data_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
+    data = report.data
+    if data is None:
+        return
+    sheet: WriteOnlyWorksheet = book.create_sheet("Data")
+    _layout(sheet, ())
+    notes = _cell_notes(report, data)
+    sheet.append(
+        _marked_row(
+            sheet, data.columns, notes.get(1, {}), font=HEADER_FONT, fill=HEADER_FILL
+        )
+    )
+
+    # Rows keep the numbers the person sees, so "row 7" means row 7 here too. A
+    # write-only sheet numbers rows as they come, so a gap is filled with empty rows.
+    sheet_rows = data.sheet_rows or range(2, len(data.rows) + 2)
+    by_number = dict(zip(sheet_rows, data.rows, strict=True))
+    written = 1
+    for number in sorted(n for n in {*by_number, *notes} if n > 1):
+        for _ in range(number - written - 1):
+            sheet.append(())
+        values = by_number.get(number, ())
+        marks = notes.get(number)
+        sheet.append(
+            _marked_row(sheet, values, marks) if marks else _row(sheet, values)
+        )
+        written = number
 
 
 def _xlsx_bytes(report: SidecarReport) -> bytes:
-    book = openpyxl.Workbook()
+    book = openpyxl.Workbook(write_only=True)
     _summary_sheet(book, report)
     _violations_sheet(book, report)
     _not_pushed_sheet(book, report)
