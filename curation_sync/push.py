@@ -53,7 +53,7 @@ from curation_sync.session import advance_task_state, push_grid, session_for
 from curation_sync.spreadsheet import write_atomically
 from curation_sync.state import STATE_DIR, Base, PushRecord, StoredSchema
 from curation_sync.tasks import RecordRows, TaskInfo, TaskKind
-from curation_sync.workbook import Table, read_workbook
+from curation_sync.workbook import Table, read_identity, read_workbook
 
 if TYPE_CHECKING:
     from curation_sync.sync import Context
@@ -219,7 +219,7 @@ def _push(
         return PushResult(path, "blocked", check.blocking, task.task_id)
 
     # Step 3: diff against the base (the remote rows when there is none yet).
-    base = ctx.state.base(path) or _first_base(ctx, task, schema, check)
+    base = ctx.state.base(path) or _first_base(ctx, path, task, schema, check)
     # A key held back as repeated is still in the sheet: not a removal.
     repeated = {row.key for row in check.held_back}
     diff = diff_rows(base.rows, check.keyed.rows, check.push_columns)
@@ -426,10 +426,28 @@ def _write_dry_run_csv(
 
 
 def _first_base(
-    ctx: Context, task: TaskInfo, schema: StoredSchema, check: LocalCheck
+    ctx: Context, path: Path, task: TaskInfo, schema: StoredSchema, check: LocalCheck
 ) -> Base:
-    """A base for a workbook never pulled: Synapse's current rows."""
-    _, rows = ctx.adapter.record_rows(task.record_set_id or "")
+    """A base for a workbook with none stored: the version it was pulled at.
+
+    A copy of a pulled workbook carries that version in its identity; diffing it
+    against the current rows instead would push its stale cells over edits made
+    since, silently. Without an identity the base is Synapse's current rows.
+    """
+    record_set_id = task.record_set_id or ""
+    identity = read_identity(path)
+    version = None
+    if identity is not None and identity.record_set_id == record_set_id:
+        version = identity.base_version or None
+    try:
+        _, rows = ctx.adapter.record_rows(record_set_id, version=version)
+    except TransientRemoteError:
+        raise
+    except RemoteError:
+        # The version is gone (or the identity is foreign): use the current rows.
+        if version is None:
+            raise
+        _, rows = ctx.adapter.record_rows(record_set_id)
     return Base(
         task_id=task.task_id,
         record_set_id=task.record_set_id or "",

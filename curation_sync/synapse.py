@@ -211,11 +211,15 @@ class SynapseAdapter:
 
         return self._call(f"fetch record set {record_set_id}", 1, run)
 
-    def record_rows(self, record_set_id: str) -> tuple[RecordSetInfo, RecordRows]:
-        """A record set's current version and its rows (the data CSV, cached)."""
+    def record_rows(
+        self, record_set_id: str, *, version: int | None = None
+    ) -> tuple[RecordSetInfo, RecordRows]:
+        """A record set's rows (the data CSV, cached): the current version or one."""
 
         def run() -> tuple[RecordSetInfo, RecordRows]:
-            entity = RecordSet(id=record_set_id).get(synapse_client=self._syn)
+            entity = RecordSet(id=record_set_id, version_number=version).get(
+                synapse_client=self._syn
+            )
             info = _record_set_info(entity)
             return info, record_rows_from(info, entity.path)
 

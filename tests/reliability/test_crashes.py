@@ -165,6 +165,8 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     finally:
         sandbox.faults.clear()
         if run.alive():
+            # A stop during start-up is a kill; let the last restart finish first.
+            wait_for(lambda: "Started curation-sync" in run.text(), 90, "a start", run)
             assert run.stop() == 0
 
     a001 = next(row for row in rows if row["animal_id"] == "A001")
