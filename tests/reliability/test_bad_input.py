@@ -13,16 +13,18 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from synapseclient import Synapse
 
 from curation_sync.mapping import MappingRule
-from curation_sync.sandbox import Sandbox
+from curation_sync.sandbox import Sandbox, write_synapse_config
 from curation_sync.sidecar import sidecar_path
 from curation_sync.synapse import SynapseAdapter
 from curation_sync.sync import SyncEngine
+from tests.conftest import close_client
 from tests.reliability.harness import (
     InProcessDaemon,
     report,
@@ -85,14 +87,57 @@ def engine(adapter: SynapseAdapter, tmp_path: Path) -> SyncEngine:
     return made
 
 
+@dataclass
+class Shared:
+    sandbox: Sandbox
+    engine: SyncEngine
+    client: Synapse
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """One sandbox and engine for every file: none of them may change Synapse."""
+    home = tmp_path_factory.mktemp("bad-input")
+    with Sandbox(home / "sandbox-data", scenario="demo") as sandbox:
+        adapter = make_adapter(sandbox, home / "daemon")
+        engine = make_engine(
+            adapter,
+            home / "folder",
+            "syn1000",
+            rules=(MappingRule(pattern="hostile_*", task_id=TASK),),
+        )
+        engine.poll()
+        client_home = home / "client"
+        client_home.mkdir()
+        endpoint = sandbox.endpoint
+        client = Synapse(
+            repoEndpoint=endpoint,
+            authEndpoint=endpoint,
+            fileHandleEndpoint=endpoint,
+            portalEndpoint=endpoint + "/",
+            skip_checks=True,
+            configPath=str(
+                write_synapse_config(
+                    client_home / "synapseConfig", endpoint, sandbox.token("admin")
+                )
+            ),
+            cache_root_dir=str(client_home / "cache"),
+            silent=True,
+        )
+        client.login(authToken=sandbox.token("admin"))
+        try:
+            yield Shared(sandbox, engine, client)
+        finally:
+            close_client(client)
+            adapter.close()
+            engine.ctx.state.close()
+
+
 @pytest.mark.parametrize("hostile", HOSTILE, ids=lambda h: h.filename)
 def test_a_hostile_file_gets_one_clear_message_and_changes_nothing_on_synapse(
-    hostile: Hostile,
-    engine: SyncEngine,
-    sandbox: Sandbox,
-    synapse_client: Synapse,
-    caplog: pytest.LogCaptureFixture,
+    hostile: Hostile, shared: Shared, caplog: pytest.LogCaptureFixture
 ) -> None:
+    engine, sandbox, synapse_client = shared.engine, shared.sandbox, shared.client
     folder = engine.ctx.settings.folder.resolve()
     path = hostile.write(folder)
     before = sandbox_writes(sandbox)
