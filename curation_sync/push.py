@@ -381,6 +381,13 @@ def _push_remote(ctx: Context, plan: _Plan) -> PushResult:
     _record(ctx, result)
     advance_task_state(ctx, task, status, report.is_clean and bool(to_push))
     ctx.state.finish(entry_id)
+    if open_conflicts:
+        logger.info(
+            "Conflict in %s: %d rows changed on both sides were not pushed; "
+            "the sidecar shows both values",
+            plan.path.name,
+            len(open_conflicts),
+        )
     logger.info(
         "Pushed %s to %s: %d rows changed, %d added, version %d",
         plan.path.name,

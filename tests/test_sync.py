@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 import sqlite3
 import subprocess
@@ -105,7 +106,9 @@ def test_a_row_edited_on_both_sides_is_a_conflict_and_is_not_pushed(
     sandbox: Sandbox,
     ids: dict[str, str],
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="curation_sync")
     edit_xlsx(workbook, {(2, "genotype"): "HET"})
     first = engine.on_settled(workbook)
     assert first is not None
@@ -121,6 +124,7 @@ def test_a_row_edited_on_both_sides_is_a_conflict_and_is_not_pushed(
 
     assert second is not None
     assert (second.outcome, second.conflicts, second.changed) == ("pushed", 1, 2)
+    assert f"Conflict in {WORKBOOK}: 1 rows changed on both sides" in caplog.text
     _, rows = remote_rows(synapse_client, ids["record_set"])
     by_key = {row["animal_id"]: row for row in rows}
     assert by_key["A002"]["genotype"] == "WT"
