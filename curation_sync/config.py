@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,8 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
         "daemon",
         "state_dir",
         "",
-        "Where the state store and folder locks live; empty uses the XDG state "
-        "directory (~/.local/state/curation-sync).",
+        "Where synapseclient's cache lives; empty uses the XDG state directory "
+        "(~/.local/state/curation-sync). Each watched folder keeps its own state "
+        "store and lock in its `.curation-sync` folder.",
     ),
     Setting("daemon", "log_level", "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Setting(
@@ -442,7 +444,11 @@ def render_config(folder: Path, project: str) -> str:
         header = {"folder": "[[folder]]", "rule": "# [[folder.rule]]"}
         lines.append(header.get(section, f"[{section}]"))
         for setting in (s for s in SETTINGS if s.section == section):
-            lines.append(f"# {setting.help}")
+            lines.extend(
+                textwrap.wrap(
+                    setting.help, 86, initial_indent="# ", subsequent_indent="# "
+                )
+            )
             value = values.get((section, setting.key), setting.default)
             commented = section == "rule" or (section, setting.key) not in values
             prefix = "# " if commented else ""

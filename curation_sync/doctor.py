@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curation_sync.config import Config
+from curation_sync.lock import FolderLock
+from curation_sync.state import STATE_DIR
 
 INOTIFY_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
 
@@ -38,6 +40,7 @@ def run_checks(
     if login is not None and config.token is not None:
         checks.append(check_login(login))
     checks.extend(check_folder(folder.path) for folder in config.folders)
+    checks.extend(check_lock(folder.path) for folder in config.folders)
     checks.append(check_inotify(sum(count_dirs(f.path) for f in config.folders)))
     return checks
 
@@ -100,6 +103,25 @@ def check_folder(path: Path) -> Check:
             f"fix its permissions (chmod u+rwx {path})",
         )
     return Check(f"folder {path}", True, "readable and writable")
+
+
+def check_lock(path: Path) -> Check:
+    """Who holds the folder's lock: nobody, a live daemon, or a stale one."""
+    lock = FolderLock(path / STATE_DIR)
+    owner = lock.owner()
+    if owner is None:
+        return Check(f"lock {path}", True, "no daemon holds the folder")
+    if lock.is_stale(owner):
+        return Check(
+            f"lock {path}",
+            True,
+            f"a stale lock from {owner.describe()}; the next daemon takes it over",
+        )
+    return Check(
+        f"lock {path}",
+        True,
+        f"held by {owner.describe()}; a second daemon on this folder will not start",
+    )
 
 
 def count_dirs(path: Path) -> int:

@@ -155,3 +155,16 @@ def test_the_rendered_config_loads_back_to_the_same_folder(tmp_path: Path) -> No
 
     assert config.folders[0].path == tmp_path / "work"
     assert config.folders[0].project == "syn123"
+
+
+def test_the_example_in_config_loads_and_matches_what_init_writes(
+    tmp_path: Path,
+) -> None:
+    example = README.parent / "config" / "example.toml"
+    text = example.read_text(encoding="utf-8")
+
+    config = load_config(example, environ={"SYNAPSE_AUTH_TOKEN": "x"})
+
+    assert config.folders[0].project == "syn123456789"
+    rendered = render_config(Path("~/curation-sync"), "syn123456789")
+    assert text.split("\n[synapse]", 1)[1] == rendered.split("\n[synapse]", 1)[1]

@@ -4,7 +4,9 @@ import socket
 from pathlib import Path
 
 from curation_sync.config import Config, FolderConfig, Secret
-from curation_sync.doctor import check_endpoint, check_folder, run_checks
+from curation_sync.doctor import check_endpoint, check_folder, check_lock, run_checks
+from curation_sync.lock import FolderLock
+from curation_sync.state import STATE_DIR
 
 
 def config_for(tmp_path: Path, endpoint: str, token: str | None = "t") -> Config:
@@ -61,3 +63,16 @@ def test_no_token_is_the_first_failure(tmp_path: Path) -> None:
     assert checks[0].name == "token"
     assert not checks[0].ok
     assert all(c.name != "login" for c in checks)
+
+
+def test_the_lock_check_names_the_daemon_holding_the_folder(tmp_path: Path) -> None:
+    lock = FolderLock(tmp_path / STATE_DIR, host="lab-pc")
+    free = check_lock(tmp_path)
+    lock.acquire()
+    try:
+        held = check_lock(tmp_path)
+    finally:
+        lock.release()
+
+    assert free.detail == "no daemon holds the folder"
+    assert "held by lab-pc pid" in held.detail
