@@ -130,3 +130,36 @@ def test_sigterm_in_the_middle_of_a_push_lets_it_finish_exactly_once(
     assert again.stop() == 0
     assert sandbox.request_log.count("POST", r"/grid/synchronize") == syncs_before
     assert remote_rows(synapse_client, "syn1003")[0] == 2
+
+
+def test_sighup_reloads_the_config_and_starts_a_new_folder(
+    run: Run, folder: Path, config: Path, tmp_path: Path
+) -> None:
+    wait_until(lambda: "Started curation-sync" in run.text(), 60, "the daemon start")
+    second = tmp_path / "second"
+    second.mkdir()
+    config.write_text(
+        config.read_text() + f'[[folder]]\npath = "{second}"\nproject = "syn1000"\n'
+    )
+
+    run.process.send_signal(signal.SIGHUP)
+
+    wait_until(lambda: "Reloaded the configuration" in run.text(), 60, "the reload")
+    wait_until((second / WORKBOOK).exists, 60, "the pull into the new folder")
+    assert run.process.poll() is None
+    assert run.stop() == 0
+
+
+def test_a_broken_config_on_sighup_keeps_the_running_one(
+    run: Run, folder: Path, config: Path
+) -> None:
+    wait_until(lambda: "Started curation-sync" in run.text(), 60, "the daemon start")
+    good = config.read_text()
+    config.write_text(good + "surprise = 1\n")
+
+    run.process.send_signal(signal.SIGHUP)
+
+    wait_until(lambda: "Kept the running config" in run.text(), 60, "the refusal")
+    assert "'surprise'" in run.text()
+    assert run.process.poll() is None
+    assert run.stop() == 0
