@@ -16,10 +16,13 @@ import csv
 import datetime as dt
 import io
 import logging
+import re
+import zipfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import openpyxl
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell, WriteOnlyCell
@@ -466,10 +469,16 @@ def _marked_row(
     return cells
 
 
-def _data_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
+def _data_sheet(
+    book: openpyxl.Workbook,
+    report: SidecarReport,
+    *,
+    plain: dict[int, Sequence[str]] | None = None,
+) -> WriteOnlyWorksheet | None:
+    """The highlighted data copy; rows put in `plain` are left empty for later."""
     data = report.data
     if data is None:
-        return
+        return None
     sheet: WriteOnlyWorksheet = book.create_sheet("Data")
     _layout(sheet, ())
     notes = _cell_notes(report, data)
@@ -489,19 +498,93 @@ def _data_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
             sheet.append(())
         values = by_number.get(number, ())
         marks = notes.get(number)
-        sheet.append(
-            _marked_row(sheet, values, marks) if marks else _row(sheet, values)
-        )
+        if marks:
+            sheet.append(_marked_row(sheet, values, marks))
+        elif plain is not None and not any(
+            value.startswith(FORMULA_PREFIXES) for value in values
+        ):
+            plain[number] = values
+            sheet.append(())
+        else:
+            sheet.append(_row(sheet, values))
         written = number
+    return sheet
 
 
-def _xlsx_bytes(report: SidecarReport) -> bytes:
+# The data copy's plain rows (no highlight, no quote prefix), which are nearly all
+# of them, skip openpyxl's per-cell XML writer: openpyxl writes each as an empty
+# row, and the package is then rewritten with those rows filled in. Every cell
+# is an inline string cell, the same XML openpyxl writes for one.
+_EMPTY_ROW = re.compile(r'<row r="(\d+)"\s*(?:/>|></row>)')
+
+
+def _row_xml(number: int, values: Sequence[str], letters: Sequence[str]) -> str:
+    cells = []
+    for letter, value in zip(letters, values, strict=False):
+        if not value:
+            continue
+        text = _clean(value)
+        # The same rule as openpyxl's: keep leading and trailing spaces.
+        stripped = text.strip()
+        space = ' xml:space="preserve"' if stripped and stripped != text else ""
+        cells.append(
+            f'<c r="{letter}{number}" t="inlineStr">'
+            f"<is><t{space}>{escape(text)}</t></is></c>"
+        )
+    return f'<row r="{number}">{"".join(cells)}</row>'
+
+
+def _fill_plain_rows(
+    package: bytes, member: str, rows: Mapping[int, Sequence[str]], width: int
+) -> bytes | None:
+    """The package with `rows` written into the empty rows of `member`.
+
+    None when the sheet does not have exactly those empty rows.
+    """
+    letters = [get_column_letter(index) for index in range(1, width + 1)]
+    filled = 0
+
+    def fill(match: re.Match[str]) -> str:
+        nonlocal filled
+        values = rows.get(int(match[1]))
+        if values is None:
+            return match[0]
+        filled += 1
+        return _row_xml(int(match[1]), values, letters)
+
+    with zipfile.ZipFile(io.BytesIO(package)) as source:
+        sheet_xml = _EMPTY_ROW.sub(fill, source.read(member).decode("utf-8"))
+        if filled != len(rows):
+            return None
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
+            for name in source.namelist():
+                if name == member:
+                    target.writestr(name, sheet_xml.encode("utf-8"))
+                else:
+                    target.writestr(name, source.read(name))
+    return buffer.getvalue()
+
+
+def _xlsx_bytes(report: SidecarReport, *, fill_rows: bool = True) -> bytes:
     book = openpyxl.Workbook(write_only=True)
     _summary_sheet(book, report)
     _violations_sheet(book, report)
     _not_pushed_sheet(book, report)
-    _data_sheet(book, report)
-    return workbook_bytes(book)
+    plain: dict[int, Sequence[str]] = {}
+    data_sheet = _data_sheet(book, report, plain=plain if fill_rows else None)
+    package = workbook_bytes(book)
+    if data_sheet is None or not plain:
+        return package
+
+    width = max(len(values) for values in plain.values())
+    member = data_sheet.path.lstrip("/")
+    filled = _fill_plain_rows(package, member, plain, width)
+    if filled is None:
+        # openpyxl wrote empty rows some other way: let it write every row.
+        logger.debug("Writing every row of %s through openpyxl", member)
+        return _xlsx_bytes(report, fill_rows=False)
+    return filled
 
 
 # ---------------------------------------------------------------------------
