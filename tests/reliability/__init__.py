@@ -1,0 +1,1 @@
+"""The reliability suites (faults, crashes, bad input, throttle, concurrency, security)."""
