@@ -302,19 +302,41 @@ def _layout(
         sheet.auto_filter.ref = filter_ref  # type: ignore[attr-defined]
 
 
+# Plain rows (no style, no comment, no quote prefix) by sheet and row number.
+_PlainRows = dict[WriteOnlyWorksheet, dict[int, Sequence[str | int | None]]]
+
+
+def _append(
+    sheet: WriteOnlyWorksheet,
+    number: int,
+    values: Sequence[str | int | None],
+    plain: _PlainRows | None,
+) -> None:
+    """Append a row; a plain one is left empty, to be filled in after saving."""
+    if plain is None or any(
+        isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
+        for value in values
+    ):
+        sheet.append(_row(sheet, values))
+    else:
+        plain.setdefault(sheet, {})[number] = values
+        sheet.append(())
+
+
 def _table_sheet(
     book: openpyxl.Workbook,
     title: str,
     header: Sequence[str],
     rows: Sequence[Sequence[str | int | None]],
     widths: Sequence[int],
+    plain: _PlainRows | None,
 ) -> None:
     sheet: WriteOnlyWorksheet = book.create_sheet(title)
     last = f"{get_column_letter(len(header))}{len(rows) + 1}"
     _layout(sheet, widths, f"A1:{last}" if rows else None)
     sheet.append(_header_row(sheet, header))
-    for values in rows:
-        sheet.append(_row(sheet, values))
+    for number, values in enumerate(rows, start=2):
+        _append(sheet, number, values, plain)
 
 
 def _summary_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
@@ -354,7 +376,9 @@ def _summary_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
         sheet.append([_styled(sheet, label, font=HEADER_FONT), _value(sheet, value)])
 
 
-def _violations_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
+def _violations_sheet(
+    book: openpyxl.Workbook, report: SidecarReport, plain: _PlainRows | None
+) -> None:
     rows = [
         (
             v.sheet_row,
@@ -372,6 +396,7 @@ def _violations_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
         ["Row", "Key", "Column", "Value", "Message", "All messages for the row"],
         rows,
         [8, 18, 16, 24, 60, 80],
+        plain,
     )
 
 
@@ -410,7 +435,9 @@ def _not_pushed_rows(not_pushed: NotPushed) -> list[tuple[str | int | None, ...]
     return rows
 
 
-def _not_pushed_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
+def _not_pushed_sheet(
+    book: openpyxl.Workbook, report: SidecarReport, plain: _PlainRows | None
+) -> None:
     if report.not_pushed.is_empty():
         return
     _table_sheet(
@@ -419,6 +446,7 @@ def _not_pushed_sheet(book: openpyxl.Workbook, report: SidecarReport) -> None:
         ["What", "Row", "Key", "Column", "Your value", "Value on Synapse", "Why"],
         _not_pushed_rows(report.not_pushed),
         [16, 8, 18, 16, 24, 24, 70],
+        plain,
     )
 
 
@@ -472,13 +500,11 @@ def _marked_row(
 def _data_sheet(
     book: openpyxl.Workbook,
     report: SidecarReport,
-    *,
-    plain: dict[int, Sequence[str]] | None = None,
-) -> WriteOnlyWorksheet | None:
-    """The highlighted data copy; rows put in `plain` are left empty for later."""
+    plain: _PlainRows | None,
+) -> None:
     data = report.data
     if data is None:
-        return None
+        return
     sheet: WriteOnlyWorksheet = book.create_sheet("Data")
     _layout(sheet, ())
     notes = _cell_notes(report, data)
@@ -500,28 +526,27 @@ def _data_sheet(
         marks = notes.get(number)
         if marks:
             sheet.append(_marked_row(sheet, values, marks))
-        elif plain is not None and not any(
-            value.startswith(FORMULA_PREFIXES) for value in values
-        ):
-            plain[number] = values
-            sheet.append(())
         else:
-            sheet.append(_row(sheet, values))
+            _append(sheet, number, values, plain)
         written = number
-    return sheet
 
 
-# The data copy's plain rows (no highlight, no quote prefix), which are nearly all
-# of them, skip openpyxl's per-cell XML writer: openpyxl writes each as an empty
-# row, and the package is then rewritten with those rows filled in. Every cell
-# is an inline string cell, the same XML openpyxl writes for one.
+# Plain rows, nearly all rows of a big sidecar, skip openpyxl's per-cell XML
+# writer: openpyxl writes each as an empty row, and the package is then rewritten
+# with those rows filled in, each cell as the same XML openpyxl writes for it (an
+# inline string or a number).
 _EMPTY_ROW = re.compile(r'<row r="(\d+)"\s*(?:/>|></row>)')
 
 
-def _row_xml(number: int, values: Sequence[str], letters: Sequence[str]) -> str:
+def _row_xml(
+    number: int, values: Sequence[str | int | None], letters: Sequence[str]
+) -> str:
     cells = []
     for letter, value in zip(letters, values, strict=False):
-        if not value:
+        if value is None or value == "":
+            continue
+        if isinstance(value, int):
+            cells.append(f'<c r="{letter}{number}" t="n"><v>{value}</v></c>')
             continue
         text = _clean(value)
         # The same rule as openpyxl's: keep leading and trailing spaces.
@@ -534,13 +559,12 @@ def _row_xml(number: int, values: Sequence[str], letters: Sequence[str]) -> str:
     return f'<row r="{number}">{"".join(cells)}</row>'
 
 
-def _fill_plain_rows(
-    package: bytes, member: str, rows: Mapping[int, Sequence[str]], width: int
-) -> bytes | None:
-    """The package with `rows` written into the empty rows of `member`.
+def _fill_rows(xml: str, rows: Mapping[int, Sequence[str | int | None]]) -> str | None:
+    """A sheet's XML with `rows` written into its empty rows.
 
     None when the sheet does not have exactly those empty rows.
     """
+    width = max(len(values) for values in rows.values())
     letters = [get_column_letter(index) for index in range(1, width + 1)]
     filled = 0
 
@@ -552,37 +576,42 @@ def _fill_plain_rows(
         filled += 1
         return _row_xml(int(match[1]), values, letters)
 
+    result = _EMPTY_ROW.sub(fill, xml)
+    return result if filled == len(rows) else None
+
+
+def _with_plain_rows(package: bytes, plain: _PlainRows) -> bytes | None:
+    """The saved package with every plain row filled in, or None if one was lost."""
+    members = {sheet.path.lstrip("/"): rows for sheet, rows in plain.items() if rows}
     with zipfile.ZipFile(io.BytesIO(package)) as source:
-        sheet_xml = _EMPTY_ROW.sub(fill, source.read(member).decode("utf-8"))
-        if filled != len(rows):
-            return None
+        sheets: dict[str, bytes] = {}
+        for member, rows in members.items():
+            xml = _fill_rows(source.read(member).decode("utf-8"), rows)
+            if xml is None:
+                return None
+            sheets[member] = xml.encode("utf-8")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
             for name in source.namelist():
-                if name == member:
-                    target.writestr(name, sheet_xml.encode("utf-8"))
-                else:
-                    target.writestr(name, source.read(name))
+                target.writestr(name, sheets.get(name) or source.read(name))
     return buffer.getvalue()
 
 
 def _xlsx_bytes(report: SidecarReport, *, fill_rows: bool = True) -> bytes:
     book = openpyxl.Workbook(write_only=True)
+    plain: _PlainRows | None = {} if fill_rows else None
     _summary_sheet(book, report)
-    _violations_sheet(book, report)
-    _not_pushed_sheet(book, report)
-    plain: dict[int, Sequence[str]] = {}
-    data_sheet = _data_sheet(book, report, plain=plain if fill_rows else None)
+    _violations_sheet(book, report, plain)
+    _not_pushed_sheet(book, report, plain)
+    _data_sheet(book, report, plain)
     package = workbook_bytes(book)
-    if data_sheet is None or not plain:
+    if not plain:
         return package
 
-    width = max(len(values) for values in plain.values())
-    member = data_sheet.path.lstrip("/")
-    filled = _fill_plain_rows(package, member, plain, width)
+    filled = _with_plain_rows(package, plain)
     if filled is None:
         # openpyxl wrote empty rows some other way: let it write every row.
-        logger.debug("Writing every row of %s through openpyxl", member)
+        logger.debug("Writing every row of the sidecar through openpyxl")
         return _xlsx_bytes(report, fill_rows=False)
     return filled
 
