@@ -302,3 +302,29 @@ def test_libreoffice_opens_a_sidecar_with_thousands_of_commented_cells(
     assert (
         book["Data"]["B2001"].comment.text == "#/sex: other is not a valid enum value"
     )
+
+
+def test_a_message_quoting_a_control_character_leaves_a_sidecar_that_opens(
+    workbook: Path,
+) -> None:
+    message = "#/genotype: string [a\x01b] does not match pattern ^[A-Z]+$"
+    report = make_report(
+        violations=(
+            Violation(
+                sheet_row=3,
+                key="A2",
+                column="genotype",
+                value="a\x01b",
+                message=message,
+            ),
+        )
+    )
+
+    written = write_sidecar(workbook, report)
+
+    assert written is not None
+    book = openpyxl.load_workbook(written)
+    comment = book["Data"]["B3"].comment
+    assert comment is not None
+    assert "\x01" not in comment.text
+    assert "does not match pattern" in comment.text
