@@ -1,1 +1,1 @@
-"""The reliability suites (faults, crashes, bad input, throttle, concurrency, security)."""
+"""Reliability suites: faults, crashes, bad input, throttle, concurrency, security."""
