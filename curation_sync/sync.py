@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal, NoReturn, cast
 
 from curation_sync.checks import LocalCheck, check_table
 from curation_sync.errors import (
@@ -32,6 +32,7 @@ from curation_sync.errors import (
 )
 from curation_sync.mapping import (
     MappingRule,
+    MappingSource,
     WorkbookMapping,
     is_workbook_path,
     resolve_mapping,
@@ -294,7 +295,8 @@ class SyncEngine:
             recorded = self.ctx.state.mapping(path)
             if recorded is None:
                 return None
-            found = WorkbookMapping(path, recorded[0], recorded[1])  # type: ignore[arg-type]
+            task_id, source = recorded
+            found = WorkbookMapping(path, task_id, cast(MappingSource, source))
         if self.ctx.state.mapping(path) != (found.task_id, found.source):
             self.ctx.state.set_mapping(path, found.task_id, found.source)
         return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -30,7 +31,7 @@ def _import_rows(grid: Grid, tmp_path: Path, rows: list[dict[str, object]]) -> N
     grid.import_csv(path=str(path))
 
 
-def _query(grid: Grid, *filters: object, **options: object):  # type: ignore[no-untyped-def]
+def _query(grid: Grid, *filters: object, **options: object) -> Any:
     query = GridQuery(
         column_selection=options.pop("select", [SelectAll()]),  # type: ignore[arg-type]
         filters=list(filters) or None,  # type: ignore[arg-type]

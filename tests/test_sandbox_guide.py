@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from synapseclient import Synapse
@@ -43,7 +44,7 @@ def _step_1_authenticate(sandbox: Sandbox, tmp_path: Path) -> Synapse:
     return syn
 
 
-def _step_2_find_the_task(project_id: str, demo_user_id: str):  # type: ignore[no-untyped-def]
+def _step_2_find_the_task(project_id: str, demo_user_id: str) -> Any:
     from synapseclient.models import CurationTask
 
     all_tasks = list(CurationTask.list(project_id=project_id))
@@ -120,7 +121,7 @@ def _run_guide(sandbox: Sandbox, tmp_path: Path, push: str) -> None:
         syn._requests_session_storage.close()
 
 
-def _run_steps_2_to_8(info: dict, tmp_path: Path, push: str) -> None:  # type: ignore[type-arg]
+def _run_steps_2_to_8(info: dict[str, Any], tmp_path: Path, push: str) -> None:
     from synapseclient.models import (
         RecordBasedMetadataTaskProperties,
         RecordSet,
