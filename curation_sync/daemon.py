@@ -82,7 +82,13 @@ class Daemon:
         """
         with self._guard:
             self._adapter = self._adapter_factory(self.config)
-            self._folders = [self._start_folder(f) for f in self.config.folders]
+            try:
+                for folder in self.config.folders:
+                    self._folders.append(self._start_folder(folder))
+            except BaseException:
+                # Release the folders already started, so no lock outlives a failure.
+                self._stop_parts()
+                raise
             self._poller = Poller(
                 [(rt.config.poll_interval_seconds, rt.engine) for rt in self._folders]
             )

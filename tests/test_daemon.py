@@ -163,3 +163,28 @@ def test_a_broken_config_on_sighup_keeps_the_running_one(
     assert "'surprise'" in run.text()
     assert run.process.poll() is None
     assert run.stop() == 0
+
+
+def test_a_folder_locked_by_another_daemon_stops_the_start_and_frees_the_others(
+    sandbox: Sandbox, tmp_path: Path, folder: Path
+) -> None:
+    from curation_sync.config import load_config
+    from curation_sync.daemon import Daemon
+    from curation_sync.errors import CurationSyncError
+    from curation_sync.lock import FolderLock
+    from curation_sync.state import STATE_DIR
+
+    second = tmp_path / "second"
+    second.mkdir()
+    config = write_daemon_config(
+        sandbox, tmp_path, folder, f'[[folder]]\npath = "{second}"\n'
+    )
+    other = FolderLock(second / STATE_DIR, host="other-host")
+    other.acquire()
+    try:
+        with pytest.raises(CurationSyncError, match="other-host"):
+            Daemon(load_config(config, environ={})).start()
+
+        assert FolderLock(folder / STATE_DIR).owner() is None
+    finally:
+        other.release()
