@@ -30,7 +30,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from curation_sync.checks import LocalCheck, check_table
 from curation_sync.errors import RemoteError, TransientRemoteError, WorkbookError
@@ -325,7 +325,7 @@ def _push_remote(ctx: Context, plan: _Plan) -> PushResult:
         session_id = session_for(ctx, task, status)
         # The rows sent are kept with the entry until it finishes: after a crash
         # they tell this push's own values on Synapse from someone else's edit.
-        sent = [
+        sent = _sent_rows(ctx, plan.path) + [
             [list(key), {c: local[key][c] for c in check.push_columns}]
             for key in to_push
         ]
@@ -477,15 +477,7 @@ def _own_rows(
     rows on Synapse; without this, the next save would see them as edits made by
     someone else and report its own change to the same cell as a conflict.
     """
-    entry = ctx.state.outbox_entry("push", path)
-    if entry is None or entry.stage not in ("importing", "imported", "pushed"):
-        return dict(base)
-    try:
-        sent = json.loads(entry.detail or "")
-    except ValueError:
-        return dict(base)
-    if not isinstance(sent, list):
-        return dict(base)
+    sent = _sent_rows(ctx, path)
     adjusted = dict(base)
     for key_parts, cells in sent:
         key = tuple(key_parts)
@@ -495,6 +487,22 @@ def _own_rows(
         ):
             adjusted[key] = dict(there)
     return adjusted
+
+
+def _sent_rows(ctx: Context, path: Path) -> list[Any]:
+    """Every row an unfinished push of this workbook sent, oldest first.
+
+    The rows stay with the outbox entry whatever stage a later attempt reached, so
+    a crash before that attempt's own import still finds them.
+    """
+    entry = ctx.state.outbox_entry("push", path)
+    if entry is None:
+        return []
+    try:
+        sent = json.loads(entry.detail or "")
+    except ValueError:
+        return []
+    return sent if isinstance(sent, list) else []
 
 
 def _keyed_remote(
