@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import hashlib
 import io
 import itertools
@@ -38,10 +39,13 @@ import json
 import logging
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from python_calamine import CalamineError, CalamineSheet
 
@@ -67,6 +71,7 @@ from curation_sync.spreadsheet import (
     write_workbook,
 )
 from curation_sync.xlsxzip import (
+    likely_sheet,
     open_workbook,
     pick_sheet,
     sheet_marks,
@@ -150,6 +155,8 @@ class _Grid:
     # shows, by problem kind; and the sheet column of each row's first value.
     marked: dict[str, set[tuple[int, int]]] = field(default_factory=dict)
     first_column: int = 1
+    # False when the file is known to hold no control character in any text.
+    control_text: bool = True
 
     def report(
         self, kind: str, message: str, row: int | None = None, column: str | None = None
@@ -212,10 +219,10 @@ def _map_columns(
     return kept
 
 
-# Distinct raw values remembered per column while shaping (enums, dates and
-# small integers repeat); capped so that columns of unique values stay lean.
-_MEMO_LIMIT = 10_000
-_MEMO_CLASSES = (str, float, dt.date)
+# Numeric cell classes that compare equal across classes (True == 1 == 1.0);
+# a column mixing them is shaped by (class, value) so that no value stands in
+# for another.
+_NUMERIC_CLASSES = frozenset((bool, int, float))
 _EXACT_FLOAT = 2.0**53
 
 
@@ -227,65 +234,77 @@ def _float_text(value: float) -> str:
     return text if len(text) <= 16 else number_text(value)
 
 
+def _number_texts(cells: Sequence[float]) -> list[str]:
+    """A column of floats as number text; the same as `_float_text`, cell by cell.
+
+    `repr` runs in C over the whole column. A repr of at most 16 characters
+    has no binary noise; if it ends in `.0` it is a whole number below 10**14
+    whose digits are exact. Anything else (`-0.0`, exponents, long reprs)
+    takes `_float_text`.
+    """
+    return [
+        text
+        if text[-1] != "0" and len(text) <= 16
+        else text[:-2]
+        if text[-2:] == ".0" and len(text) <= 16 and text != "-0.0"
+        else _float_text(value)
+        for value, text in zip(cells, map(repr, cells), strict=True)
+    ]
+
+
 def _shape_column(
     grid: _Grid,
     cells: Sequence[CellValue],
     spec: ColumnSpec | None,
     name: str,
     sheet_rows: Sequence[int],
-) -> list[str]:
+) -> Sequence[str]:
     """Shape one column's cells, reporting the ones that do not fit.
 
-    The common cell of each kind (text in a text column, a float in a number
-    column, a boolean in a boolean column) takes an inline path in a
-    comprehension; everything else goes through `shape`, which remembers the
-    text of repeated values.
+    Columns repeat values (enums, dates, small integers), so each distinct
+    value is shaped once and the column is then mapped through the results in
+    C. Two common columns skip even that: text in a text column is kept as it
+    is, and floats in a number column are printed in one pass.
     """
-    fix = grid.fix
-    memo: dict[CellValue, str] = {"": ""}
     kind = spec.kind if spec is not None else "string"
-    shaper = SHAPERS.get(kind) if spec is not None else None
+    classes = set(map(type, cells))
+    if kind == "string" and classes <= {str}:
+        return cells  # type: ignore[return-value]
+    if kind == "number" and classes == {float}:
+        return _number_texts(cells)  # type: ignore[arg-type]
+    if spec is not None and spec.format is not None and classes <= {str, dt.date}:
+        # Dates in a date column: ISO text of each distinct day, text kept.
+        days = [value for value in set(cells) if value.__class__ is not str]
+        fixed = cast(list[dt.date], list(map(grid.fix, days)))
+        iso = dict(zip(days, map(dt.date.isoformat, fixed), strict=True))
+        return list(map(iso.get, cells, cells))  # type: ignore[arg-type]
 
-    def shape(index: int, value: CellValue) -> str:
-        # Only exact classes are remembered, so True never stands in for 1.0.
-        remember = value.__class__ in _MEMO_CLASSES
-        if remember and value in memo:
-            return memo[value]
+    keys: Sequence[Any] = cells
+    if len(classes & _NUMERIC_CLASSES) > 1:
+        keys = list(zip(map(type, cells), cells, strict=True))
+    fix = grid.fix
+    shaper = SHAPERS.get(kind) if spec is not None else None
+    texts: dict[Any, str] = {}
+    failed: dict[Any, CellProblem] = {}
+    for key in set(keys):
+        value = key[1] if keys is not cells else key
+        if value.__class__ is str and (kind == "string" or value == ""):
+            texts[key] = value
+            continue
         try:
             if shaper is None:
-                text = value_text(fix(value), spec)
+                texts[key] = value_text(fix(value), spec)
             else:
-                text = shaper(fix(value), spec)  # type: ignore[arg-type]
+                texts[key] = shaper(fix(value), spec)  # type: ignore[arg-type]
         except CellProblem as problem:
-            grid.report(problem.kind, problem.message, sheet_rows[index], name)
-            return value_text(value)
-        if remember and len(memo) < _MEMO_LIMIT:
-            memo[value] = text
-        return text
-
-    pairs = enumerate(cells)
-    if kind == "string":
-        return [
-            v if v.__class__ is str else memo[v] if v in memo else shape(i, v)
-            for i, v in pairs
-        ]
-    if kind == "number":
-        return [
-            _float_text(v) if isinstance(v, float) else shape(i, v) for i, v in pairs
-        ]
-    if kind == "integer":
-        return [
-            str(int(v))
-            if isinstance(v, float) and v.is_integer() and abs(v) <= _EXACT_FLOAT
-            else shape(i, v)
-            for i, v in pairs
-        ]
-    if kind == "boolean":
-        return [
-            ("true" if v else "false") if v.__class__ is bool else shape(i, v)
-            for i, v in pairs
-        ]
-    return [memo[v] if v in memo else shape(i, v) for i, v in pairs]
+            failed[key] = problem
+            texts[key] = value_text(value)
+    if failed:
+        for index, key in enumerate(keys):
+            if key in failed:
+                found = failed[key]
+                grid.report(found.kind, found.message, sheet_rows[index], name)
+    return list(map(texts.__getitem__, keys))
 
 
 _MARKED_MESSAGES = {
@@ -317,13 +336,13 @@ def _report_unsafe_cells(
                 grid.report(kind, _MARKED_MESSAGES[kind], row, names[column])
 
     # Only text can hold control characters or be too long. Joining a column
-    # first keeps the common case (no such cell) to one search.
+    # first keeps the common case (no such cell) to one search, and the XLSX
+    # scan can rule control characters out without it.
     for (_, name, spec), cells in zip(kept, columns, strict=True):
         if spec is not None and spec.kind not in ("string", "list"):
             continue
-        if not _CONTROL.search("".join(cells)) and max(map(len, cells), default=0) < (
-            MAX_CELL_CHARACTERS
-        ):
+        control = grid.control_text and _CONTROL.search("".join(cells))
+        if not control and max(map(len, cells), default=0) < MAX_CELL_CHARACTERS:
             continue
         for number, text in zip(sheet_rows, cells, strict=True):
             # calamine cuts longer XLSX cells to the limit, so reaching it is a cut.
@@ -346,14 +365,44 @@ def _report_unsafe_cells(
                 )
 
 
+def _non_blank_rows(
+    rows: Iterable[Sequence[CellValue]], first: int
+) -> tuple[list[Sequence[CellValue]], list[int]]:
+    """The rows holding a value, and their sheet row numbers.
+
+    The first cell decides most rows without counting the others. A list (a
+    sheet loaded whole) is only copied when it has blank rows; anything else
+    is streamed, so trailing rows that only carry formatting (or empty
+    strings) cost nothing to hold.
+    """
+    if isinstance(rows, list):
+        blank = {
+            index
+            for index, row in enumerate(rows)
+            if not row or (row[0] == "" and row.count("") == len(row))
+        }
+        numbers = range(first, first + len(rows))
+        if not blank:
+            return rows, list(numbers)
+        kept = [index for index in range(len(rows)) if index not in blank]
+        return [rows[index] for index in kept], [numbers[index] for index in kept]
+    pairs = [
+        pair
+        for pair in enumerate(rows, start=first)
+        if (row := pair[1]) and (row[0] != "" or row.count("") != len(row))
+    ]
+    return [row for _, row in pairs], [number for number, _ in pairs]
+
+
 def _build_table(
     grid: _Grid,
-    rows: Iterator[Sequence[CellValue]],
+    rows: Iterable[Sequence[CellValue]],
     specs: Mapping[str, ColumnSpec],
     first_row_number: int = 1,
 ) -> Table:
     """Find the header, drop empty rows and columns, shape every cell."""
-    head = [row for _, row in zip(range(HEADER_SEARCH_ROWS), rows, strict=False)]
+    stream = iter(rows)
+    head = [row for _, row in zip(range(HEADER_SEARCH_ROWS), stream, strict=False)]
     header_index, _ = find_header(head, specs)
     if header_index < 0:
         raise WorkbookError(
@@ -362,28 +411,33 @@ def _build_table(
         )
     header = head[header_index]
 
-    # Stream the data rows, keeping only rows with a value: trailing rows that
-    # only carry formatting (or empty strings) cost nothing to hold.
-    numbered = enumerate(
-        itertools.chain(head[header_index + 1 :], rows),
-        start=first_row_number + header_index + 1,
-    )
-    kept_rows = [pair for pair in numbered if pair[1].count("") != len(pair[1])]
-    sheet_rows = [number for number, _ in kept_rows]
-    data = [row for _, row in kept_rows]
-    del kept_rows
+    first = first_row_number + header_index + 1
+    if isinstance(rows, list):
+        data, sheet_rows = _non_blank_rows(rows[header_index + 1 :], first)
+    else:
+        body = itertools.chain(head[header_index + 1 :], stream)
+        data, sheet_rows = _non_blank_rows(body, first)
     if not data:
         grid.report("no-rows", "there is a header but no data rows; nothing to push")
 
     kept = _map_columns(grid, header, data, specs)
-    width = max(len(header), *(len(row) for row in data)) if data else len(header)
+    widths = set(map(len, data)) | {len(header)}
+    width = max(widths)
     # CSV rows can be short; zip(*rows) would cut every column to the shortest.
-    if any(len(row) != width for row in data):
+    if len(widths) > 1:
         data = [[*row, *[""] * (width - len(row))] for row in data]
-    columns: list[list[str]] = []
-    for index, name, spec in kept:
-        cells = list(map(operator.itemgetter(index), data))
-        columns.append(_shape_column(grid, cells, spec, name, sheet_rows))
+    # Transposing all at once is quicker, unless most columns are not kept.
+    if 2 * len(kept) >= width:
+        every = list(zip(*data, strict=True)) if data else [()] * width
+        raw = [every[index] for index, _, _ in kept]
+        del every
+    else:
+        raw = [tuple(map(operator.itemgetter(index), data)) for index, _, _ in kept]
+    columns = [
+        _shape_column(grid, cells, spec, name, sheet_rows)
+        for cells, (_, name, spec) in zip(raw, kept, strict=True)
+    ]
+    del raw
     _report_unsafe_cells(
         grid, kept, columns, sheet_rows, first_row_number + header_index
     )
@@ -404,7 +458,7 @@ def _read_csv(path: Path, specs: Mapping[str, ColumnSpec], grid: _Grid) -> Table
             "the file is not UTF-8, so it was read as Windows-1252; save it as CSV "
             "UTF-8 so that every character survives",
         )
-    return _build_table(grid, iter(rows), specs)
+    return _build_table(grid, rows, specs)
 
 
 # ---------------------------------------------------------------------------
@@ -430,17 +484,41 @@ def _merged_cells(worksheet: CalamineSheet) -> set[tuple[int, int]]:
     }
 
 
+# Sheets up to this many cells are loaded whole (faster than row by row); a
+# larger range, such as formatting claimed down to row 1,048,576, is streamed.
+_WHOLE_SHEET_CELLS = 4_000_000
+
+
+def _sheet_rows(worksheet: CalamineSheet) -> tuple[Iterable[list[CellValue]], int]:
+    """The sheet's rows and the sheet row number of the first of them."""
+    start, end = worksheet.start, worksheet.end
+    if start is not None and end is not None:
+        cells = (end[0] - start[0] + 1) * (end[1] - start[1] + 1)
+        if cells <= _WHOLE_SHEET_CELLS:
+            return worksheet.to_python(), start[0] + 1
+    # iter_rows starts at the sheet's first row, even when it is empty.
+    return worksheet.iter_rows(), 1
+
+
 def _read_xlsx(
     path: Path, specs: Mapping[str, ColumnSpec], sheet: str | None, grid: _Grid
 ) -> Table:
     book = open_workbook(path, grid.label)
-    with book:
+    with book, ThreadPoolExecutor(max_workers=1) as pool:
+        # The error scan reads the zip while calamine (which releases the GIL)
+        # loads the sheet, so on two cores it costs no time.
+        guess = likely_sheet(book, sheet)
+        early = pool.submit(sheet_marks, path, guess) if guess is not None else None
         try:
             worksheet = pick_sheet(book, specs, sheet, grid.label)
             if written_by_libreoffice(path):
                 grid.fix = undo_libreoffice_epoch
             grid.sheet_name = worksheet.name
-            marks = sheet_marks(path, worksheet.name)
+            if early is not None and guess == worksheet.name:
+                marks = early.result()
+            else:
+                marks = sheet_marks(path, worksheet.name)
+            grid.control_text = marks.control_text
             grid.marked = {
                 "formula-error": set(marks.errors),
                 "formula-without-value": set(marks.uncalculated),
@@ -448,13 +526,42 @@ def _read_xlsx(
             }
             start = worksheet.start
             grid.first_column = start[1] + 1 if start else 1
-            # iter_rows starts at the sheet's first row, even when it is empty.
-            return _build_table(grid, worksheet.iter_rows(), specs)
+            rows, first_row_number = _sheet_rows(worksheet)
+            return _build_table(grid, rows, specs, first_row_number)
         except CalamineError as error:
             raise WorkbookError(
                 f"{grid.label} is not a readable workbook ({error}); open it in Excel "
                 "and save it again."
             ) from None
+
+
+_collector_lock = threading.Lock()
+_collector_pauses = 0
+_collector_was_enabled = True
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a sheet becomes Python objects.
+
+    A read makes a list and a tuple per row and a list per column, and none of
+    them can form a cycle; with the collector running, its passes over all of
+    them took about a third of the time spent after calamine. Reads in several
+    threads share one pause, and a collector that was off stays off.
+    """
+    global _collector_pauses, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pauses -= 1
+            if _collector_pauses == 0 and _collector_was_enabled:
+                gc.enable()
 
 
 def read_workbook(
@@ -479,9 +586,10 @@ def read_workbook(
     """
     specs = column_specs(schema)
     grid = _Grid(label=path.name, sheet_name=None)
-    if path.suffix.lower() == ".csv":
-        return _read_csv(path, specs, grid)
-    return _read_xlsx(path, specs, sheet, grid)
+    with _collector_paused():
+        if path.suffix.lower() == ".csv":
+            return _read_csv(path, specs, grid)
+        return _read_xlsx(path, specs, sheet, grid)
 
 
 def format_table(table: Table, fmt: str = "csv") -> str:

@@ -5,8 +5,9 @@ reading. A formula whose cached result is an error (`#DIV/0!`, `#N/A`) comes
 back as an empty string, which would push an empty cell over the value on
 Synapse; and the program that saved the file decides how date serials before
 March 1900 are meant. Both are found here from the zip itself: the error scan
-streams the sheet's XML once looking for `t="e"` (about 0.2 s for 87 MB of XML)
-and parses only when it finds one.
+streams the sheet's XML once looking for `t="e"` (about 0.3 s for 87 MB of XML,
+run while calamine loads the sheet) and parses only when it finds one. The
+same pass tells whether any text can hold a control character.
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ _FORMULA_CELL = re.compile(
 _CELL = re.compile(rb"<c\b([^>]*)>")
 _REF = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
 _CHUNK = 1 << 20
+# XML 1.0 cannot hold C0 control characters, so OOXML writes them as escapes
+# such as `_x0007_` (tab, line feed and carriage return are allowed as they
+# are); DEL may appear raw. A character reference (`&#7;`) is not valid XML
+# but is looked for too.
+_ESCAPE_MARK = b"_x00"
+_DEL_MARK = b"\x7f"
+_REFERENCE_MARK = b"&#"
+_CONTROL_ESCAPE = re.compile(rb"_x00(?:0[0-8BCEFbcef]|1[0-9A-Fa-f]|7[Ff])_")
+_CONTROL_ESCAPE_LENGTH = 7
+_TEXT_MARKS = frozenset((_ESCAPE_MARK, _DEL_MARK, _REFERENCE_MARK))
 
 
 def _password_message(label: str) -> str:
@@ -155,17 +166,29 @@ def _column_number(letters: bytes) -> int:
     return number
 
 
-def _marks_in(archive: zipfile.ZipFile, part: str) -> set[bytes]:
-    """Which of the error and formula marks occur in a member, in one pass."""
-    wanted = {_ERROR_MARK, _FORMULA_MARK}
+def _marks_in(
+    archive: zipfile.ZipFile, part: str, wanted: frozenset[bytes]
+) -> set[bytes]:
+    """Which of the `wanted` marks occur in a member, in one pass."""
     found: set[bytes] = set()
     tail = b""
+    overlap = max(map(len, wanted)) + _CONTROL_ESCAPE_LENGTH
     with archive.open(part) as stream:
         while (chunk := stream.read(_CHUNK)) and found != wanted:
             window = tail + chunk
-            found.update(mark for mark in wanted if mark in window)
-            tail = chunk[-len(_ERROR_MARK) :]
+            hits = {mark for mark in wanted - found if mark in window}
+            # An escape is a control character only with one of their codes.
+            if _ESCAPE_MARK in hits and not _CONTROL_ESCAPE.search(window):
+                hits.discard(_ESCAPE_MARK)
+            found |= hits
+            tail = chunk[-overlap:]
     return found
+
+
+def _text_parts(archive: zipfile.ZipFile) -> list[str]:
+    """The shared strings part, which holds the text of most cells."""
+    names = set(archive.namelist())
+    return [name for name in ("xl/sharedStrings.xml",) if name in names]
 
 
 @dataclass(frozen=True)
@@ -178,20 +201,29 @@ class SheetMarks:
     # calculation engine, such as openpyxl); a string result, even an empty one,
     # is marked t="str" and is not counted.
     uncalculated: frozenset[tuple[int, int]] = frozenset()
+    # Whether any cell text may hold a control character; when False, the
+    # cells need not be searched for one.
+    control_text: bool = True
 
 
 def sheet_marks(path: Path, sheet_name: str) -> SheetMarks:
     """Find error and uncalculated formula cells of one sheet.
 
-    The sheet's XML is streamed once looking for `t="e"` and `<f`; it is read
-    whole and searched only when one of them occurs.
+    The sheet's XML is streamed once looking for `t="e"` and `<f` (and, with
+    the shared strings, for escaped control characters); it is read whole and
+    searched only when one of the first two occurs.
     """
     try:
         with zipfile.ZipFile(path) as archive:
             part = _sheet_part(archive, sheet_name)
-            found = _marks_in(archive, part) if part is not None else set()
-            if not found or part is None:
+            if part is None:
                 return SheetMarks()
+            found = _marks_in(archive, part, _TEXT_MARKS | {_ERROR_MARK, _FORMULA_MARK})
+            for text_part in _text_parts(archive):
+                found |= _marks_in(archive, text_part, _TEXT_MARKS)
+            control_text = bool(found & _TEXT_MARKS)
+            if not found & {_ERROR_MARK, _FORMULA_MARK}:
+                return SheetMarks(control_text=control_text)
             xml = archive.read(part)
     except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
         return SheetMarks()
@@ -208,7 +240,30 @@ def sheet_marks(path: Path, sheet_name: str) -> SheetMarks:
             attributes = match.group(1)
             if _STRING_RESULT not in attributes and (ref := _REF.search(attributes)):
                 uncalculated.add((int(ref.group(2)), _column_number(ref.group(1))))
-    return SheetMarks(frozenset(errors), frozenset(uncalculated))
+    return SheetMarks(frozenset(errors), frozenset(uncalculated), control_text)
+
+
+def _named(names: list[str], wanted: str) -> str | None:
+    for name in names:
+        if name == wanted or name.casefold() == wanted.strip().casefold():
+            return name
+    return None
+
+
+def likely_sheet(book: CalamineWorkbook, wanted: str | None) -> str | None:
+    """The sheet `pick_sheet` most likely returns, known without loading any sheet.
+
+    It is the one named, else the first visible sheet; the error scan of that
+    sheet can then run while calamine loads it.
+    """
+    if wanted is not None:
+        return _named([meta.name for meta in book.sheets_metadata], wanted)
+    visible = (
+        meta.name
+        for meta in book.sheets_metadata
+        if meta.visible == SheetVisibleEnum.Visible
+    )
+    return next(visible, None)
 
 
 def pick_sheet(
@@ -220,9 +275,8 @@ def pick_sheet(
     """The data sheet: the one named, or the first whose header fits the schema."""
     names = [meta.name for meta in book.sheets_metadata]
     if wanted is not None:
-        for name in names:
-            if name == wanted or name.casefold() == wanted.strip().casefold():
-                return book.get_sheet_by_name(name)
+        if (name := _named(names, wanted)) is not None:
+            return book.get_sheet_by_name(name)
         raise WorkbookError(
             f"{label} has no sheet named {wanted!r}; its sheets are "
             f"{', '.join(map(repr, names))}. Fix the sheet name in the configuration."

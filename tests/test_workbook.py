@@ -628,8 +628,20 @@ def test_list_items_are_typed_by_the_items_schema_and_bad_items_reported(
     ]
 
 
-def write_formatted_rows_workbook(path: Path, rows: int) -> Path:
-    """An XLSX whose sheet has data in two rows and formatting down to `rows`."""
+def minimal_parts(shared_strings: bool = False) -> dict[str, str]:
+    """The parts of a one-sheet XLSX around its sheet XML (and shared strings)."""
+    strings_type = (
+        '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.'
+        'openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+        if shared_strings
+        else ""
+    )
+    strings_rel = (
+        '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/'
+        'officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/>'
+        if shared_strings
+        else ""
+    )
     parts = {
         "[Content_Types].xml": (
             '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.'
@@ -639,7 +651,7 @@ def write_formatted_rows_workbook(path: Path, rows: int) -> Path:
             'PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
             'officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/'
             'worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-'
-            'officedocument.spreadsheetml.worksheet+xml"/></Types>'
+            'officedocument.spreadsheetml.worksheet+xml"/>' + strings_type + "</Types>"
         ),
         "_rels/.rels": (
             '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://'
@@ -657,9 +669,17 @@ def write_formatted_rows_workbook(path: Path, rows: int) -> Path:
             '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://'
             'schemas.openxmlformats.org/package/2006/relationships"><Relationship '
             'Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-            'relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+            'relationships/worksheet" Target="worksheets/sheet1.xml"/>'
+            + strings_rel
+            + "</Relationships>"
         ),
     }
+    return parts
+
+
+def write_formatted_rows_workbook(path: Path, rows: int) -> Path:
+    """An XLSX whose sheet has data in two rows and formatting down to `rows`."""
+    parts = minimal_parts()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in parts.items():
             archive.writestr(name, text)
@@ -978,3 +998,125 @@ def test_a_value_xlsx_cannot_store_is_a_clear_error_and_nothing_is_written(
             path, ("animal_id",), (("x" * 40_000,),), schema=SCHEMA, identity=IDENTITY
         )
     assert list(tmp_path.iterdir()) == []
+
+
+SHEET_XML = (
+    '<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.'
+    'openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" '
+    't="inlineStr"><is><t>animal_id</t></is></c><c r="B1" t="inlineStr"><is><t>'
+    'genotype</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>A1</t>'
+    "</is></c>{cell}</row></sheetData></worksheet>"
+)
+
+
+@pytest.mark.parametrize(
+    ("where", "escape", "control"),
+    [
+        ("shared", "_x0007_", True),
+        ("shared", "_x001b_", True),
+        ("shared", "\x7f", True),
+        ("shared", "_x000D_", False),
+        ("shared", "_x0009_", False),
+        ("inline", "_x0007_", True),
+        ("inline", "_x000A_", False),
+    ],
+)
+def test_control_characters_are_found_wherever_the_xlsx_keeps_the_text(
+    tmp_path: Path, where: str, escape: str, control: bool
+) -> None:
+    """The XLSX scan that lets clean files skip the search must miss nothing."""
+    text = f"HET{escape}"
+    parts = minimal_parts(shared_strings=where == "shared")
+    if where == "shared":
+        cell = '<c r="B2" t="s"><v>0</v></c>'
+        parts["xl/sharedStrings.xml"] = (
+            '<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.'
+            'openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="1">'
+            f"<si><t>{text}</t></si></sst>"
+        )
+    else:
+        cell = f'<c r="B2" t="inlineStr"><is><t>{text}</t></is></c>'
+    parts["xl/worksheets/sheet1.xml"] = SHEET_XML.format(cell=cell)
+    path = tmp_path / "a.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, body in parts.items():
+            archive.writestr(name, body)
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    genotype = column(table, "genotype")[0]
+    assert genotype.startswith("HET")
+    assert len(genotype) == 4
+    assert ("control-character" in kinds(table)) is control
+
+
+def test_column_fast_paths_give_the_text_of_the_cell_by_cell_rules() -> None:
+    import random
+    import struct
+
+    from curation_sync.workbook import _float_text, _number_texts
+
+    chance = random.Random(20261203)
+    values = [0.0, -0.0, 1.0, -7.0, 1e14, 1e15, 2.0**53, 2.0**53 + 2, 1e16, 1e-5]
+    values += [0.1 + 0.2, 1 / 3, 25000.25, 1e300, 5e-324, 123456789012345.0]
+    for _ in range(20_000):
+        bits = struct.unpack("d", struct.pack("Q", chance.getrandbits(64)))[0]
+        values += [
+            chance.uniform(-1e6, 1e6),
+            float(chance.randint(-(10**16), 10**16)),
+            round(chance.uniform(-1000, 1000), chance.randint(0, 6)),
+            bits,
+        ]
+    values = [v for v in values if v == v and abs(v) != float("inf")]
+
+    assert _number_texts(values) == [_float_text(v) for v in values]
+    assert _float_text(-0.0) == "0"
+    assert _float_text(0.1 + 0.2) == "0.3"
+
+
+def test_a_column_mixing_true_and_one_shapes_each_by_its_own_class(
+    tmp_path: Path,
+) -> None:
+    def build(book: openpyxl.Workbook) -> None:
+        sheet = book.active
+        sheet.append(["animal_id", "genotype", "age_weeks", "vaccinated"])
+        sheet.append(["A1", "wt", 1, True])
+        sheet.append(["A2", "wt", True, 1])
+        sheet.append(["A3", "wt", 0, False])
+        sheet.append(["A4", "wt", 1.0, 0])
+
+    table = read_workbook(make_xlsx(tmp_path / "a.xlsx", build), schema=SCHEMA)
+
+    assert column(table, "age_weeks") == ["1", "true", "0", "1"]
+    assert column(table, "vaccinated") == ["true", "true", "false", "false"]
+    problems = [(p.kind, p.sheet_row) for p in table.problems if p.sheet_row]
+    assert problems == [("not-an-integer", 3)]
+
+
+def test_reading_pauses_the_cycle_collector_only_while_it_reads(
+    tmp_path: Path,
+) -> None:
+    import gc
+    import threading
+
+    path = write_csv(tmp_path / "a.csv", "animal_id,genotype\nA1,wt\n")
+    assert gc.isenabled()
+
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(bool(read_workbook(path))))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [True] * 8
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        read_workbook(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
