@@ -17,9 +17,9 @@ from synapseclient.models import CurationTask, RecordBasedMetadataTaskProperties
 
 from curation_sync.sandbox import Sandbox
 from curation_sync.sidecar import sidecar_path
-from curation_sync.state import STATE_DIR, STATE_FILE
+from curation_sync.state import STATE_DIR, STATE_FILE, StateStore
 from curation_sync.synapse import SynapseAdapter
-from curation_sync.sync import SyncEngine
+from curation_sync.sync import SyncEngine, SyncSettings
 from curation_sync.workbook import read_identity, read_workbook
 from tests.synctools import (
     adapter_for,
@@ -534,3 +534,65 @@ def test_pushes_reuse_a_live_grid_session_and_replace_a_deleted_one(
     assert replaced is not None
     assert replaced.outcome == "pushed"
     assert sandbox.request_log.count("POST", creations) == created + 1
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing in the engine catches it, no cleanup runs."""
+
+
+class DiesAfterStage(StateStore):
+    """The state store of a daemon killed right after an outbox stage was stored."""
+
+    def __init__(self, folder: Path, stage: str) -> None:
+        super().__init__(folder)
+        self.stage = stage
+
+    def advance(self, entry_id: int, stage: str, **fields: str | None) -> None:
+        super().advance(entry_id, stage, **fields)
+        if stage == self.stage:
+            self.close()
+            raise Killed(stage)
+
+
+def test_a_kill_before_the_next_import_leaves_no_false_conflict_after_restart(
+    workbook: Path,
+    adapter: SynapseAdapter,
+    synapse_client: Synapse,
+    ids: dict[str, str],
+) -> None:
+    """Found by the crash suite: two kills in a row made our own value a conflict.
+
+    The first push is killed after its rows reached the record set but before
+    the new base was stored; the second, for a later edit of the same cell,
+    after it merged but before it imported. The third must push the edit.
+    """
+    folder = workbook.parent
+
+    def restarted(dies_after: str | None = None) -> SyncEngine:
+        state = (
+            StateStore(folder)
+            if dies_after is None
+            else DiesAfterStage(folder, dies_after)
+        )
+        return SyncEngine(
+            adapter, state, SyncSettings(folder=folder, project_id=ids["project"])
+        )
+
+    edit_xlsx(workbook, {(2, "age_weeks"): 20})
+    with pytest.raises(Killed):
+        restarted("pushed").on_settled(workbook)
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    assert {r["animal_id"]: r for r in rows}["A001"]["age_weeks"] == "20"
+
+    edit_xlsx(workbook, {(2, "age_weeks"): 21})
+    with pytest.raises(Killed):
+        restarted("merged").on_settled(workbook)
+
+    engine = restarted()
+    result = engine.on_settled(workbook)
+
+    assert result is not None
+    assert (result.outcome, result.conflicts) == ("pushed", 0)
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    assert {r["animal_id"]: r for r in rows}["A001"]["age_weeks"] == "21"
+    assert engine.ctx.state.outbox("push") == []
