@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from synapseclient import Synapse
@@ -541,17 +542,77 @@ class Killed(BaseException):
 
 
 class DiesAfterStage(StateStore):
-    """The state store of a daemon killed right after an outbox stage was stored."""
+    """The state store of a daemon killed right after one state update was stored.
+
+    `stage` is an outbox stage (`merged`, `importing`, `imported`, `pushed`) or
+    the name of a later update (`save_base`, `set_content_hash`).
+    """
 
     def __init__(self, folder: Path, stage: str) -> None:
         super().__init__(folder)
         self.stage = stage
 
+    def _die_at(self, point: str) -> None:
+        if point == self.stage:
+            self.close()
+            raise Killed(point)
+
     def advance(self, entry_id: int, stage: str, **fields: str | None) -> None:
         super().advance(entry_id, stage, **fields)
-        if stage == self.stage:
-            self.close()
-            raise Killed(stage)
+        self._die_at(stage)
+
+    def save_base(self, path: Path, base: Any) -> None:
+        super().save_base(path, base)
+        self._die_at("save_base")
+
+    def set_content_hash(self, path: Path, content_hash: str) -> None:
+        super().set_content_hash(path, content_hash)
+        self._die_at("set_content_hash")
+
+
+def restarted_engine(
+    adapter: SynapseAdapter, folder: Path, project: str, dies_after: str | None = None
+) -> SyncEngine:
+    """A new engine on the folder's state, as after a restart of the daemon."""
+    state = (
+        StateStore(folder) if dies_after is None else DiesAfterStage(folder, dies_after)
+    )
+    return SyncEngine(adapter, state, SyncSettings(folder=folder, project_id=project))
+
+
+@pytest.mark.parametrize(
+    "point",
+    ["merged", "importing", "imported", "pushed", "save_base", "set_content_hash"],
+)
+def test_a_push_killed_after_any_state_update_lands_once_after_a_restart(
+    workbook: Path,
+    adapter: SynapseAdapter,
+    synapse_client: Synapse,
+    ids: dict[str, str],
+    point: str,
+) -> None:
+    folder = workbook.parent
+    edit_xlsx(
+        workbook,
+        {(2, "age_weeks"): 20, (7, "animal_id"): "A006", (7, "genotype"): "KO"},
+    )
+    with pytest.raises(Killed):
+        restarted_engine(adapter, folder, ids["project"], point).on_settled(workbook)
+
+    engine = restarted_engine(adapter, folder, ids["project"])
+    engine.resume_pending(pulls_too=False)
+    engine.on_settled(workbook)
+    edit_xlsx(workbook, {(2, "age_weeks"): 21})
+    later = engine.on_settled(workbook)
+
+    assert later is not None
+    assert (later.outcome, later.conflicts) == ("pushed", 0)
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    keys = [row["animal_id"] for row in rows]
+    assert sorted(keys) == ["A001", "A002", "A003", "A004", "A005", "A006"]
+    by_key = {row["animal_id"]: row for row in rows}
+    assert (by_key["A001"]["age_weeks"], by_key["A006"]["genotype"]) == ("21", "KO")
+    assert engine.ctx.state.outbox("push") == []
 
 
 def test_a_kill_before_the_next_import_leaves_no_false_conflict_after_restart(
@@ -566,17 +627,10 @@ def test_a_kill_before_the_next_import_leaves_no_false_conflict_after_restart(
     the new base was stored; the second, for a later edit of the same cell,
     after it merged but before it imported. The third must push the edit.
     """
-    folder = workbook.parent
+    folder, project = workbook.parent, ids["project"]
 
     def restarted(dies_after: str | None = None) -> SyncEngine:
-        state = (
-            StateStore(folder)
-            if dies_after is None
-            else DiesAfterStage(folder, dies_after)
-        )
-        return SyncEngine(
-            adapter, state, SyncSettings(folder=folder, project_id=ids["project"])
-        )
+        return restarted_engine(adapter, folder, project, dies_after)
 
     edit_xlsx(workbook, {(2, "age_weeks"): 20})
     with pytest.raises(Killed):
