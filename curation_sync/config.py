@@ -128,6 +128,27 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "folder",
+        "incomplete_timeout_seconds",
+        300.0,
+        "How long a workbook that is not whole yet (a copy still arriving, a damaged "
+        "zip) is waited for before its sidecar says it cannot be read.",
+    ),
+    Setting(
+        "folder",
+        "retry_initial_seconds",
+        30.0,
+        "After a push or pull fails for a reason that can pass (Synapse down, too "
+        "many requests), the first wait before trying again; it doubles with each "
+        "failure. A new save is tried at once and starts the waits over.",
+    ),
+    Setting(
+        "folder",
+        "retry_max_seconds",
+        900.0,
+        "The longest wait between two tries of a failed push or pull.",
+    ),
+    Setting(
+        "folder",
         "poll_interval_seconds",
         300.0,
         "How often task states and record set versions are polled on Synapse.",
@@ -221,6 +242,9 @@ class FolderConfig:
     observer: str = "auto"
     debounce_seconds: float = 2.0
     polling_interval_seconds: float = 5.0
+    incomplete_timeout_seconds: float = 300.0
+    retry_initial_seconds: float = 30.0
+    retry_max_seconds: float = 900.0
     poll_interval_seconds: float = 300.0
     sidecar_name: str = "{stem}.validation.xlsx"
     sidecar_format: str = "xlsx"
@@ -427,6 +451,10 @@ def _value(table: Mapping[str, Any], section: str, key: str, path: Path) -> Any:
     if type(value) is not expected:
         raise ConfigError(
             f"{path}: {section}.{key} should be {expected.__name__}, not {value!r}."
+        )
+    if expected is float and value < 0:
+        raise ConfigError(
+            f"{path}: {section}.{key} is {value!r}; it cannot be negative."
         )
     if setting.choices and value not in setting.choices:
         raise ConfigError(

@@ -162,6 +162,7 @@ class Daemon:
                 debounce_seconds=folder.debounce_seconds,
                 observer=folder.observer,  # type: ignore[arg-type]
                 polling_interval_seconds=folder.polling_interval_seconds,
+                incomplete_timeout_seconds=folder.incomplete_timeout_seconds,
                 ignore=lambda path: not engine.is_candidate(path),
             )
             holder["w"] = watcher
@@ -221,6 +222,8 @@ def settings_for(folder: FolderConfig) -> SyncSettings:
         push_mode=folder.push_mode,  # type: ignore[arg-type]
         auto_complete=folder.auto_complete,
         mass_change_share=folder.mass_change_share,
+        retry_initial_seconds=folder.retry_initial_seconds,
+        retry_max_seconds=folder.retry_max_seconds,
     )
 
 

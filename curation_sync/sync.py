@@ -128,9 +128,14 @@ class SyncEngine:
     # Watcher events ---------------------------------------------------------------
 
     def on_settled(self, path: Path) -> PushResult | None:
-        """A workbook was saved and settled: push it (a no-op save sends nothing)."""
+        """A workbook was saved and settled: push it (a no-op save sends nothing).
+
+        A save is tried at once even while an earlier failure waits to be
+        retried, and the waits after it start over from the first.
+        """
         if not self.is_candidate(path):
             return None
+        self.ctx.state.restart_backoff("push", path)
         try:
             return self.push(path)
         except CurationSyncError as error:

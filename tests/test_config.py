@@ -79,6 +79,31 @@ def test_a_value_outside_its_choices_names_the_choices(tmp_path: Path) -> None:
         load_config(path, environ={})
 
 
+def test_a_negative_wait_is_refused_by_name(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path, f'[[folder]]\npath = "{tmp_path}"\nretry_max_seconds = -1\n'
+    )
+
+    with pytest.raises(ConfigError, match=r"folder\.retry_max_seconds .* negative"):
+        load_config(path, environ={})
+
+
+def test_the_waits_reach_the_sync_engine_and_the_watcher(tmp_path: Path) -> None:
+    from curation_sync.daemon import settings_for
+
+    path = write_config(
+        tmp_path,
+        f'[[folder]]\npath = "{tmp_path}"\nretry_initial_seconds = 5\n'
+        "retry_max_seconds = 60.5\nincomplete_timeout_seconds = 12\n",
+    )
+
+    [folder] = load_config(path, environ={}).folders
+    settings = settings_for(folder)
+
+    assert (settings.retry_initial_seconds, settings.retry_max_seconds) == (5.0, 60.5)
+    assert folder.incomplete_timeout_seconds == 12.0
+
+
 @pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
 def test_a_token_in_a_config_readable_by_others_is_refused_with_the_fix(
     tmp_path: Path,

@@ -90,13 +90,13 @@ def test_a_save_that_changes_no_cell_sends_no_request(
 ) -> None:
     # Re-saving rewrites the file's bytes but leaves every cell as it was.
     edit_xlsx(workbook, {})
-    before = len(sandbox.request_log)
+    before = len(sandbox.request_log.entries())
 
     result = engine.on_settled(workbook)
 
     assert result is not None
     assert result.outcome == "unchanged"
-    assert len(sandbox.request_log) == before
+    assert len(sandbox.request_log.entries()) == before
 
 
 def test_a_row_edited_on_both_sides_is_a_conflict_and_is_not_pushed(
@@ -181,14 +181,14 @@ def test_a_save_changing_most_rows_waits_for_an_explicit_confirm(
     engine.poll()
     workbook = engine.ctx.settings.folder.resolve() / WORKBOOK
     edit_xlsx(workbook, {(row, "genotype"): "KO" for row in range(2, 7)})
-    before = len(sandbox.request_log)
+    before = len(sandbox.request_log.entries())
 
     held = engine.on_settled(workbook)
     statuses = {status.path.name: status for status in engine.status()}
 
     assert held is not None
     assert held.outcome == "needs-confirm"
-    assert len(sandbox.request_log) == before
+    assert len(sandbox.request_log.entries()) == before
     assert statuses[WORKBOOK].state == "needs confirm"
     assert engine.resume_pending() == ()
 
@@ -387,12 +387,12 @@ def test_a_dry_run_sends_nothing_and_changes_no_state(
     workbook: Path, engine: SyncEngine, sandbox: Sandbox
 ) -> None:
     edit_xlsx(workbook, {(2, "genotype"): "HET"})
-    before = len(sandbox.request_log)
+    before = len(sandbox.request_log.entries())
 
     result = engine.push(workbook, dry_run=True)
 
     assert (result.outcome, result.changed) == ("dry-run", 1)
-    assert len(sandbox.request_log) == before
+    assert len(sandbox.request_log.entries()) == before
     assert engine.ctx.state.outbox() == []
     assert engine.on_settled(workbook) is not None
     assert len(engine.ctx.state.history(workbook)) == 1
@@ -429,13 +429,13 @@ def test_a_renamed_workbook_keeps_its_task_and_base(
 ) -> None:
     renamed = workbook.with_name("my animals.xlsx")
     workbook.rename(renamed)
-    before = len(sandbox.request_log)
+    before = len(sandbox.request_log.entries())
 
     moved = engine.on_moved(workbook, renamed)
 
     assert moved is not None
     assert moved.outcome == "unchanged"
-    assert len(sandbox.request_log) == before
+    assert len(sandbox.request_log.entries()) == before
     mapped = engine.ctx.state.mapping(renamed)
     assert mapped is not None
     assert mapped[0] == int(sandbox.info()["tasks"]["animal_task"])
@@ -650,3 +650,40 @@ def test_a_kill_before_the_next_import_leaves_no_false_conflict_after_restart(
     _, rows = remote_rows(synapse_client, ids["record_set"])
     assert {r["animal_id"]: r for r in rows}["A001"]["age_weeks"] == "21"
     assert engine.ctx.state.outbox("push") == []
+
+
+def test_a_new_save_during_an_outage_is_tried_at_once_and_starts_the_waits_over(
+    workbook: Path,
+    engine: SyncEngine,
+    sandbox: Sandbox,
+    synapse_client: Synapse,
+    ids: dict[str, str],
+) -> None:
+    sandbox.faults.add(r".*", kind="status", status=503)
+    edit_xlsx(workbook, {(4, "weight_g"): 23.75})
+    assert engine.on_settled(workbook) is not None
+    now = engine.ctx.clock()
+    for hours in (1, 2, 3):
+        moment = now + dt.timedelta(hours=hours)
+        engine.ctx.clock = lambda moment=moment: moment
+        [retried] = engine.resume_pending(pulls_too=False)
+        assert retried.outcome == "deferred"
+    [entry] = engine.ctx.state.outbox("push")
+    waited = entry.next_attempt_at - engine.ctx.clock()
+    assert (entry.attempts, waited) == (4, dt.timedelta(seconds=240))
+
+    edit_xlsx(workbook, {(4, "weight_g"): 24.5})
+    requests_before = len(sandbox.request_log.entries())
+    saved = engine.on_settled(workbook)
+
+    assert saved is not None
+    assert saved.outcome == "deferred"
+    assert len(sandbox.request_log.entries()) > requests_before
+    [entry] = engine.ctx.state.outbox("push")
+    waited = entry.next_attempt_at - engine.ctx.clock()
+    assert (entry.attempts, waited) == (1, dt.timedelta(seconds=30))
+
+    sandbox.faults.clear()
+    assert engine.on_settled(workbook) is not None
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    assert float({r["animal_id"]: r for r in rows}["A003"]["weight_g"]) == 24.5

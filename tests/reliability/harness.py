@@ -10,7 +10,6 @@ one (see `count`).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import os
 import signal
@@ -105,8 +104,12 @@ def write_config(
     poll: float = 300.0,
     rules: Sequence[tuple[str, int]] = (),
     project: str = "syn1000",
+    extra: str = "",
 ) -> Path:
-    """A daemon config for one watched folder, the token in a private file."""
+    """A daemon config for one watched folder, the token in a private file.
+
+    `extra` holds more `[[folder]]` settings, one `key = value` per line.
+    """
     home.mkdir(parents=True, exist_ok=True)
     token_file = home / "token"
     token_file.write_text(sandbox.token("demo"))
@@ -116,7 +119,7 @@ def write_config(
         f'[daemon]\nstate_dir = "{home / "state"}"\nlog_level = "DEBUG"\n'
         f'[[folder]]\npath = "{folder}"\nproject = "{project}"\n'
         f"debounce_seconds = {debounce}\npolling_interval_seconds = 0.5\n"
-        f"poll_interval_seconds = {poll}\n"
+        f"poll_interval_seconds = {poll}\n{extra}"
     )
     for pattern, task_id in rules:
         text += f'[[folder.rule]]\npattern = "{pattern}"\ntask_id = {task_id}\n'
@@ -151,13 +154,8 @@ class InProcessDaemon:
     def __init__(
         self,
         config: Path,
-        *,
-        incomplete_timeout: float | None = None,
-        retry_seconds: tuple[float, float] | None = None,
     ) -> None:
         self.config = load_config(config, environ={})
-        self.incomplete_timeout = incomplete_timeout
-        self.retry_seconds = retry_seconds
         self.daemon = Daemon(self.config)
         self.log = Records()
         self._logger = logging.getLogger("curation_sync")
@@ -167,21 +165,6 @@ class InProcessDaemon:
         self._logger.addHandler(self.log)
         self._logger.setLevel(logging.DEBUG)
         self.daemon.start()
-        if self.incomplete_timeout is not None:
-            # The config has no setting for how long the watcher waits for a damaged
-            # workbook to become whole (300 s); the suites cannot wait that long.
-            for runtime in self.daemon.folders:
-                runtime.watcher._incomplete_timeout_seconds = self.incomplete_timeout
-        if self.retry_seconds is not None:
-            # Nor for the outbox's back-off (30 s doubling to 15 min): CI shortens it.
-            first, most = self.retry_seconds
-            for runtime in self.daemon.folders:
-                context = runtime.engine.ctx
-                context.settings = dataclasses.replace(
-                    context.settings,
-                    retry_initial_seconds=first,
-                    retry_max_seconds=most,
-                )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -162,9 +162,13 @@ def test_a_running_daemon_survives_every_hostile_file_at_once_and_still_pushes(
     folder = tmp_path / "watched"
     folder.mkdir()
     config = write_config(
-        sandbox, tmp_path / "home", folder, rules=[("hostile_*", TASK)]
+        sandbox,
+        tmp_path / "home",
+        folder,
+        rules=[("hostile_*", TASK)],
+        extra="incomplete_timeout_seconds = 5\n",
     )
-    with InProcessDaemon(config, incomplete_timeout=5) as running:
+    with InProcessDaemon(config) as running:
         workbook = folder / "AnimalMetadata_Curation.xlsx"
         wait_until(workbook.exists, 60, "the demo task's workbook")
         started = time.monotonic()

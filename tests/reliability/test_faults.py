@@ -96,8 +96,14 @@ def test_every_save_lands_exactly_once_and_in_order_through_faults(
         }
         folder = tmp_path / "folder"
         folder.mkdir()
-        config = write_config(sandbox, tmp_path / "home", folder, poll=2.0)
-        with InProcessDaemon(config, retry_seconds=(1.0, 8.0)) as running:
+        config = write_config(
+            sandbox,
+            tmp_path / "home",
+            folder,
+            poll=2.0,
+            extra="retry_initial_seconds = 1.0\nretry_max_seconds = 8.0\n",
+        )
+        with InProcessDaemon(config) as running:
             paths = [folder / name for name in record_sets]
             wait_until(lambda: all(p.exists() for p in paths), 90, "the pulls")
 
