@@ -252,6 +252,24 @@ def _number_texts(cells: Sequence[float]) -> list[str]:
     ]
 
 
+def _integer_texts(values: Sequence[float]) -> list[str | None]:
+    """Whole floats as integer text, as `_shape_integer` gives it; None for others."""
+    return [
+        str(int(value))
+        if value.is_integer() and -_EXACT_FLOAT <= value <= _EXACT_FLOAT
+        else None
+        for value in values
+    ]
+
+
+def _all_text(cells: Sequence[CellValue]) -> bool:
+    try:
+        "".join(cells)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
 def _shape_column(
     grid: _Grid,
     cells: Sequence[CellValue],
@@ -263,30 +281,43 @@ def _shape_column(
 
     Columns repeat values (enums, dates, small integers), so each distinct
     value is shaped once and the column is then mapped through the results in
-    C. Two common columns skip even that: text in a text column is kept as it
-    is, and floats in a number column are printed in one pass.
+    C; floats in number and integer columns are printed a column at a time.
+    Two common columns skip even that: text in a text column is kept as it
+    is, and a number column of floats only is printed in one pass.
     """
     kind = spec.kind if spec is not None else "string"
-    classes = set(map(type, cells))
-    if kind == "string" and classes <= {str}:
+    if kind == "string" and _all_text(cells):
         return cells  # type: ignore[return-value]
-    if kind == "number" and classes == {float}:
+    if kind == "number" and set(map(type, cells)) == {float}:
         return _number_texts(cells)  # type: ignore[arg-type]
+
+    distinct: set[Any] = set(cells)
+    classes = set(map(type, distinct))
+    if classes & _NUMERIC_CLASSES:
+        # Equal values of two classes (True == 1.0) share one entry of the set.
+        classes = set(map(type, cells))
     if spec is not None and spec.format is not None and classes <= {str, dt.date}:
         # Dates in a date column: ISO text of each distinct day, text kept.
-        days = [value for value in set(cells) if value.__class__ is not str]
+        days = [value for value in distinct if value.__class__ is not str]
         fixed = cast(list[dt.date], list(map(grid.fix, days)))
         iso = dict(zip(days, map(dt.date.isoformat, fixed), strict=True))
-        return list(map(iso.get, cells, cells))  # type: ignore[arg-type]
+        return list(map(iso.get, cells, cells))
 
     keys: Sequence[Any] = cells
+    texts: dict[Any, str] = {}
     if len(classes & _NUMERIC_CLASSES) > 1:
         keys = list(zip(map(type, cells), cells, strict=True))
+        distinct = set(keys)
+    elif kind in ("number", "integer"):
+        floats = [value for value in distinct if value.__class__ is float]
+        printed = _number_texts(floats) if kind == "number" else _integer_texts(floats)
+        texts = {v: t for v, t in zip(floats, printed, strict=True) if t is not None}
     fix = grid.fix
     shaper = SHAPERS.get(kind) if spec is not None else None
-    texts: dict[Any, str] = {}
     failed: dict[Any, CellProblem] = {}
-    for key in set(keys):
+    for key in distinct:
+        if key in texts:
+            continue
         value = key[1] if keys is not cells else key
         if value.__class__ is str and (kind == "string" or value == ""):
             texts[key] = value

@@ -1120,3 +1120,37 @@ def test_reading_pauses_the_cycle_collector_only_while_it_reads(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_number_and_integer_columns_with_blanks_and_text_keep_each_cells_rule(
+    tmp_path: Path,
+) -> None:
+    def build(book: openpyxl.Workbook) -> None:
+        sheet = book.active
+        sheet.append(["animal_id", "genotype", "weight_g", "age_weeks"])
+        cells = [
+            (1.0, 7.0),
+            (None, None),
+            (2.5, 7.5),
+            ("abc", "3"),
+            (0.30000000000000004, 3.0),
+            (1e16, 2.0**53),
+            (-0.0, -0.0),
+            (2.5, 7.0),
+        ]
+        for number, (weight, age) in enumerate(cells):
+            sheet.append([f"A{number}", "wt", weight, age])
+
+    table = read_workbook(make_xlsx(tmp_path / "a.xlsx", build), schema=SCHEMA)
+
+    assert column(table, "weight_g") == [
+        "1", "", "2.5", "abc", "0.3", "1e+16", "0", "2.5"
+    ]  # fmt: skip
+    assert column(table, "age_weeks") == [
+        "7", "", "7.5", "3", "3", "9007199254740992", "0", "7"
+    ]  # fmt: skip
+    problems = [(p.kind, p.sheet_row, p.column) for p in table.problems if p.sheet_row]
+    assert problems == [
+        ("not-a-number", 5, "weight_g"),
+        ("not-an-integer", 4, "age_weeks"),
+    ]
