@@ -167,6 +167,11 @@ class _Grid:
         )
 
 
+# Up to this many columns unknown to the schema get a line each; more get one
+# line between them (a sheet can have 16,384 columns).
+_UNKNOWN_COLUMNS_NAMED = 10
+
+
 def _map_columns(
     grid: _Grid,
     header: Sequence[CellValue],
@@ -177,6 +182,7 @@ def _map_columns(
     by_key = {normalize_header(name): spec for name, spec in specs.items()}
     taken: dict[str, str] = {}
     kept: list[tuple[int, str, ColumnSpec | None]] = []
+    unknown: list[str] = []
     for index, cell in enumerate(header):
         text = value_text(cell).strip()
         if not text:
@@ -200,12 +206,22 @@ def _map_columns(
             continue
         taken[name] = text
         if specs and spec is None:
-            grid.report(
-                "unknown-column",
-                f"column {text!r} is not in the task's schema; Synapse will ignore it",
-                column=text,
-            )
+            unknown.append(text)
         kept.append((index, name, spec))
+    if len(unknown) > _UNKNOWN_COLUMNS_NAMED:
+        shown = ", ".join(map(repr, unknown[:_UNKNOWN_COLUMNS_NAMED]))
+        grid.report(
+            "unknown-column",
+            f"{len(unknown):,} columns are not in the task's schema ({shown}, ...); "
+            "Synapse will ignore them",
+        )
+        unknown = []
+    for text in unknown:
+        grid.report(
+            "unknown-column",
+            f"column {text!r} is not in the task's schema; Synapse will ignore it",
+            column=text,
+        )
     for spec in specs.values():
         if spec.name not in taken:
             need = (

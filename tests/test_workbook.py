@@ -1154,3 +1154,27 @@ def test_number_and_integer_columns_with_blanks_and_text_keep_each_cells_rule(
         ("not-a-number", 5, "weight_g"),
         ("not-an-integer", 4, "age_weeks"),
     ]
+
+
+def test_many_unknown_columns_share_one_line_and_a_few_get_one_each(
+    tmp_path: Path,
+) -> None:
+    extra = [f"extra_{n}" for n in range(16_000)]
+    wide = write_csv(
+        tmp_path / "wide.csv",
+        ",".join(["animal_id", "genotype", *extra])
+        + "\n"
+        + ",".join(["A1", "wt", *["x"] * len(extra)])
+        + "\n",
+    )
+    few = write_csv(tmp_path / "few.csv", "animal_id,genotype,colour,size\nA1,wt,r,s\n")
+
+    wide_table = read_workbook(wide, schema=SCHEMA)
+    few_table = read_workbook(few, schema=SCHEMA)
+
+    [summary] = [p for p in wide_table.problems if p.kind == "unknown-column"]
+    assert "16,000 columns are not in the task's schema" in summary.message
+    assert "'extra_0', 'extra_1'" in summary.message
+    assert wide_table.rows[0][:2] == ("A1", "wt")
+    named = [p.column for p in few_table.problems if p.kind == "unknown-column"]
+    assert named == ["colour", "size"]
