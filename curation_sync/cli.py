@@ -140,9 +140,6 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from curation_sync.daemon import Daemon
-
-    config = _config(args)
     stop = threading.Event()
     reload = threading.Event()
     interrupted: list[int] = []
@@ -160,6 +157,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, on_reload)
 
+    # The handlers come first: importing the daemon (synapseclient) takes about
+    # a second, and a stop asked for meanwhile must not kill the process.
+    from curation_sync.daemon import Daemon
+
+    config = _config(args)
+    if stop.is_set() and not reload.is_set():
+        logger.info("Stopped before starting: asked to stop while loading")
+        return 130 if signal.SIGINT in interrupted else 0
+    stop.clear()
+    reload.clear()
     daemon = Daemon(config)
     daemon.start()
     try:

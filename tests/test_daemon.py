@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,3 +189,22 @@ def test_a_folder_locked_by_another_daemon_stops_the_start_and_frees_the_others(
         assert FolderLock(folder / STATE_DIR).owner() is None
     finally:
         other.release()
+
+
+def test_a_sigterm_while_the_daemon_is_still_loading_stops_it_cleanly(
+    config: Path, tmp_path: Path
+) -> None:
+    """Importing synapseclient takes about a second; a stop then must be clean.
+
+    The signal is sent 0.4 s after the process starts: past the interpreter's
+    start, while the daemon's modules load (or, on a fast machine, later).
+    """
+    early = Run(config, tmp_path / "early.log")
+    time.sleep(0.4)
+
+    code = early.stop()
+
+    assert code == 0, early.text()
+    assert "Traceback" not in early.text()
+    stopped = ("Stopped before starting", "Stopped curation-sync")
+    assert any(line in early.text() for line in stopped), early.text()
