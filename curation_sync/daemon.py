@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any
 from curation_sync import service
 from curation_sync.config import Config, FolderConfig
 from curation_sync.errors import ConfigError, CurationSyncError, RemoteError
+from curation_sync.filesystem import sweep_interrupted_writes
 from curation_sync.lock import FolderLock
 from curation_sync.mapping import MappingRule
 from curation_sync.scheduler import Poller
@@ -35,6 +37,9 @@ from curation_sync.sync import SyncEngine, SyncSettings
 from curation_sync.watcher import Watcher
 
 logger = logging.getLogger(__name__)
+
+# A temporary file unchanged for this long is no write in progress.
+_INTERRUPTED_WRITE_AGE_SECONDS = 60.0
 
 
 @dataclass
@@ -230,8 +235,18 @@ def settings_for(folder: FolderConfig) -> SyncSettings:
 def catch_up(runtime: FolderRuntime) -> None:
     """Poll once, then push every workbook edited while the daemon was off.
 
-    The poll also resumes the outbox left by a crash or an outage.
+    The poll also resumes the outbox left by a crash or an outage; temporary
+    files of writes a crash cut short are deleted first.
     """
+    removed = sweep_interrupted_writes(
+        runtime.config.path, _INTERRUPTED_WRITE_AGE_SECONDS, time.time()
+    )
+    if removed:
+        logger.info(
+            "Removed %d temporary files left by writes a crash cut short in %s",
+            len(removed),
+            runtime.config.path,
+        )
     if runtime.config.project:
         guarded(runtime.engine.poll)
     else:

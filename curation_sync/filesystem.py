@@ -152,3 +152,30 @@ def walk_files(folders: Sequence[Path]) -> Iterator[Path]:
             dirnames[:] = [name for name in dirnames if not name.startswith(".")]
             for name in filenames:
                 yield Path(root) / name
+
+
+# `write_atomically` names its temporary file `.<target name>.<8 random>.tmp`.
+_INTERRUPTED_WRITE = re.compile(
+    r"^\.(?P<name>.+\.(?:xlsx|xlsm|csv))\.[a-z0-9_]{8}\.tmp$", re.IGNORECASE
+)
+
+
+def sweep_interrupted_writes(folder: Path, older_than: float, now: float) -> list[Path]:
+    """Delete the temporary files of writes a crash cut short; return them.
+
+    Only names `write_atomically` makes are touched, and only files last changed
+    more than `older_than` seconds before `now`, so a write in progress (by a
+    one-shot command, say) is left alone.
+    """
+    removed = []
+    for path in walk_files([folder]):
+        if not _INTERRUPTED_WRITE.match(path.name):
+            continue
+        try:
+            if now - path.lstat().st_mtime <= older_than or path.is_symlink():
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed

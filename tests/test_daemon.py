@@ -208,3 +208,20 @@ def test_a_sigterm_while_the_daemon_is_still_loading_stops_it_cleanly(
     assert "Traceback" not in early.text()
     stopped = ("Stopped before starting", "Stopped curation-sync")
     assert any(line in early.text() for line in stopped), early.text()
+
+
+def test_run_sweeps_temporary_files_a_killed_write_left_behind(
+    config: Path, tmp_path: Path, folder: Path
+) -> None:
+    left = folder / f".{WORKBOOK}.k2x9_q7a.tmp"
+    left.write_bytes(b"PK\x03\x04 cut short by kill -9")
+    an_hour_ago = time.time() - 3600
+    os.utime(left, (an_hour_ago, an_hour_ago))
+    daemon = Run(config, tmp_path / "sweep.log")
+    try:
+        wait_until(lambda: not left.exists(), 60, "the sweep of the temporary file")
+        wait_until(
+            lambda: "Removed 1 temporary files" in daemon.text(), 30, "the log line"
+        )
+    finally:
+        assert daemon.stop() == 0

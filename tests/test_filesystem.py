@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from curation_sync.filesystem import (
     is_lock_file,
     is_open_in_editor,
     is_temporary_name,
+    sweep_interrupted_writes,
     workbooks_for_lock_file,
 )
 
@@ -122,3 +126,37 @@ def test_empty_truncated_and_corrupt_xlsx_files_are_incomplete(tmp_path: Path) -
     for name in ("empty", "half", "no-types", "corrupt"):
         with pytest.raises(IncompleteWorkbookError):
             fingerprint_workbook(tmp_path / f"{name}.xlsx")
+
+
+def test_temporary_files_of_writes_a_crash_cut_short_are_swept_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    nested = tmp_path / "lab"
+    nested.mkdir()
+    now = time.time()
+
+    def interrupted(folder: Path, target: str, age: float) -> Path:
+        # Named exactly as write_atomically names its temporary file.
+        handle, name = tempfile.mkstemp(dir=folder, prefix=f".{target}.", suffix=".tmp")
+        os.write(handle, b"PK\x03\x04 half a workbook")
+        os.close(handle)
+        os.utime(name, (now - age, now - age))
+        return Path(name)
+
+    stale = interrupted(tmp_path, "animals.xlsx", 600)
+    stale_sidecar = interrupted(nested, "animals.validation.xlsx", 600)
+    fresh = interrupted(tmp_path, "mice.xlsx", 5)
+    users = tmp_path / ".notes.tmp"
+    users.write_text("mine")
+    os.utime(users, (now - 600, now - 600))
+    workbook = tmp_path / "animals.xlsx"
+    workbook.write_bytes(b"PK\x03\x04")
+
+    removed = sweep_interrupted_writes(tmp_path, older_than=60, now=now)
+
+    assert sorted(removed) == sorted([stale, stale_sidecar])
+    assert not stale.exists()
+    assert not stale_sidecar.exists()
+    assert fresh.exists()
+    assert users.exists()
+    assert workbook.exists()
