@@ -14,13 +14,14 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from curation_sync.checks import check_table
 from curation_sync.errors import RemoteError, TransientRemoteError, WorkbookError
-from curation_sync.merge import diff_rows, key_rows
+from curation_sync.merge import Key, diff_rows, key_rows
 from curation_sync.push import ensure_schema
 from curation_sync.state import Base, StoredSchema
 from curation_sync.tasks import TaskInfo, TaskKind
@@ -72,12 +73,17 @@ def pull_task(
 
     try:
         schema = ensure_schema(ctx, task)
-        reason = why_wait(ctx, path, schema)
+        info, rows = ctx.adapter.record_rows(task.record_set_id or "")
+        remote = (
+            key_rows(rows.columns, rows.rows, schema.upsert_key).rows
+            if rows.columns
+            else {}
+        )
+        reason = why_wait(ctx, path, schema, remote)
         if reason is not None:
             logger.info("Waiting to pull %s: %s", path.name, reason)
             return PullResult(path, task.task_id, "waiting", reason)
 
-        info, rows = ctx.adapter.record_rows(task.record_set_id or "")
         base = ctx.state.base(path)
         if base is not None and base.version == info.version and path.exists():
             return PullResult(
@@ -126,8 +132,19 @@ def pull_task(
     )
 
 
-def why_wait(ctx: Context, path: Path, schema: StoredSchema) -> str | None:
-    """Why writing into `path` now could lose an edit, or None when it is safe."""
+def why_wait(
+    ctx: Context,
+    path: Path,
+    schema: StoredSchema,
+    remote: Mapping[Key, Mapping[str, str]] | None = None,
+) -> str | None:
+    """Why writing into `path` now could lose an edit, or None when it is safe.
+
+    Cells that differ from the base are edits, unless the workbook already
+    holds exactly the `remote` rows about to be written: then there is nothing
+    to lose (a pull killed after writing the workbook but before storing its
+    base leaves it so).
+    """
     if not path.exists():
         return None
     if ctx.is_open(path):
@@ -153,11 +170,14 @@ def why_wait(ctx: Context, path: Path, schema: StoredSchema) -> str | None:
         return check.blocking
     if check.held_back:
         return f"{len(check.held_back)} rows have a blank or repeated upsert key"
-    diff = diff_rows(base.rows, check.keyed.rows, check.push_columns)
-    if not diff.is_empty:
-        edited = len(diff.changed) + len(diff.added) + len(diff.removed)
-        return f"{edited} rows have edits that are not pushed yet"
-    return None
+    local = check.keyed.rows
+    diff = diff_rows(base.rows, local, check.push_columns)
+    if diff.is_empty:
+        return None
+    if remote is not None and diff_rows(remote, local, check.push_columns).is_empty:
+        return None
+    edited = len(diff.changed) + len(diff.added) + len(diff.removed)
+    return f"{edited} rows have edits that are not pushed yet"
 
 
 def _with_own_columns(

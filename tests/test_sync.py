@@ -569,6 +569,10 @@ class DiesAfterStage(StateStore):
         super().set_content_hash(path, content_hash)
         self._die_at("set_content_hash")
 
+    def set_mapping(self, path: Path, task_id: int, source: str) -> None:
+        super().set_mapping(path, task_id, source)
+        self._die_at("set_mapping")
+
 
 def restarted_engine(
     adapter: SynapseAdapter, folder: Path, project: str, dies_after: str | None = None
@@ -687,3 +691,40 @@ def test_a_new_save_during_an_outage_is_tried_at_once_and_starts_the_waits_over(
     assert engine.on_settled(workbook) is not None
     _, rows = remote_rows(synapse_client, ids["record_set"])
     assert float({r["animal_id"]: r for r in rows}["A003"]["weight_g"]) == 24.5
+
+
+@pytest.mark.parametrize("point", ["set_content_hash", "save_base", "set_mapping"])
+def test_a_pull_killed_after_any_state_update_loses_neither_side_after_a_restart(
+    workbook: Path,
+    adapter: SynapseAdapter,
+    synapse_client: Synapse,
+    make_client: object,
+    sandbox: Sandbox,
+    ids: dict[str, str],
+    tmp_path: Path,
+    point: str,
+) -> None:
+    """The pull of someone else's edit is killed once the workbook was written."""
+    folder, project = workbook.parent, ids["project"]
+    other = make_client(sandbox.token("admin"))  # type: ignore[operator]
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    a002 = next(row for row in rows if row["animal_id"] == "A002")
+    edit_remotely(other, ids["record_set"], tmp_path, [{**a002, "genotype": "WT"}])
+    with pytest.raises(Killed):
+        restarted_engine(adapter, folder, project, point).poll()
+    table = read_workbook(workbook)
+    pulled = [dict(zip(table.columns, row, strict=True)) for row in table.rows]
+    assert {r["animal_id"]: r for r in pulled}["A002"]["genotype"] == "WT"
+
+    engine = restarted_engine(adapter, folder, project)
+    engine.poll()
+    engine.on_settled(workbook)
+    edit_xlsx(workbook, {(2, "genotype"): "HOM"})
+    pushed = engine.on_settled(workbook)
+
+    assert pushed is not None
+    assert (pushed.outcome, pushed.conflicts, pushed.changed) == ("pushed", 0, 1)
+    _, rows = remote_rows(synapse_client, ids["record_set"])
+    by_key = {row["animal_id"]: row for row in rows}
+    assert (by_key["A001"]["genotype"], by_key["A002"]["genotype"]) == ("HOM", "WT")
+    assert engine.ctx.state.outbox() == []
