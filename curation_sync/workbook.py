@@ -14,17 +14,21 @@ cells by column and silently turns some text into other values (any boolean but
 - XLSX goes through python-calamine (Rust) for speed; openpyxl loads every
   cell as an object with styles (`pandas.read_excel` with openpyxl took 13
   times as long on 100,000 x 20 cells, see benchmarks/bench_workbook.py).
-  Calamine already ignores value-less formatted cells; rows of empty strings
-  are trimmed while streaming, so a sheet claiming a million rows stays cheap.
+  Calamine already ignores value-less formatted cells; a sheet's cells are
+  loaded whole up to 4M of them and streamed beyond, dropping rows of empty
+  strings, so a sheet claiming a million rows stays cheap.
+- Cells are shaped a column at a time, each distinct value once, so most of
+  the work runs in C (maps, sets, `repr`); the cycle collector is paused
+  meanwhile, since none of the row and column containers can form a cycle.
 - Writing (pull) lives in `spreadsheet.py` and cell shaping in `cells.py`;
   this module re-exports the writing API so callers have one import.
 
 Limitations:
-    Formula errors (`#DIV/0!`) read as empty cells: calamine reports them as
-    empty text. Formulas saved by a program that stores no cached value
-    (openpyxl) read as empty until Excel or LibreOffice saves the file once.
-    A date LibreOffice shows as 1900-02-27 reads as 1900-02-28 (its serial
-    and that of Excel's fictional 1900-02-29 both read as the 28th).
+    calamine gives formula errors (`#DIV/0!`) and formulas saved without a
+    cached value (by openpyxl) as empty text; `xlsxzip.sheet_marks` finds
+    them in the zip so they are reported rather than pushed empty. A date
+    LibreOffice shows as 1900-02-27 reads as 1900-02-28 (its serial and that
+    of Excel's fictional 1900-02-29 both read as the 28th).
 """
 
 from __future__ import annotations
