@@ -138,6 +138,20 @@ def undo_libreoffice_epoch(value: CellValue) -> CellValue:
     return value - dt.timedelta(days=1) if late else value  # type: ignore[operator]
 
 
+def _workbook_targets(archive: zipfile.ZipFile) -> dict[str, tuple[str, str]]:
+    """The workbook's relationships: id to (type, zip member)."""
+    rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    targets = {}
+    for rel in rels.iter(f"{_PACKAGE_REL}Relationship"):
+        target = rel.get("Target", "")
+        if target.startswith("/"):
+            member = target.lstrip("/")
+        else:
+            member = posixpath.normpath(posixpath.join("xl", target))
+        targets[rel.get("Id", "")] = (rel.get("Type", ""), member)
+    return targets
+
+
 def _sheet_part(archive: zipfile.ZipFile, sheet_name: str) -> str | None:
     """The zip member holding the sheet called `sheet_name`."""
     book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
@@ -149,14 +163,8 @@ def _sheet_part(archive: zipfile.ZipFile, sheet_name: str) -> str | None:
         ),
         None,
     )
-    rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
-    for rel in rels.iter(f"{_PACKAGE_REL}Relationship"):
-        if rel.get("Id") == rel_id:
-            target = rel.get("Target", "")
-            if target.startswith("/"):
-                return target.lstrip("/")
-            return posixpath.normpath(posixpath.join("xl", target))
-    return None
+    found = _workbook_targets(archive).get(rel_id or "")
+    return found[1] if found else None
 
 
 def _column_number(letters: bytes) -> int:
@@ -186,9 +194,12 @@ def _marks_in(
 
 
 def _text_parts(archive: zipfile.ZipFile) -> list[str]:
-    """The shared strings part, which holds the text of most cells."""
-    names = set(archive.namelist())
-    return [name for name in ("xl/sharedStrings.xml",) if name in names]
+    """The shared strings part (the text of most cells), as the workbook names it."""
+    return [
+        member
+        for kind, member in _workbook_targets(archive).values()
+        if kind.endswith("/sharedStrings")
+    ]
 
 
 @dataclass(frozen=True)
