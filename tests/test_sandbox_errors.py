@@ -274,3 +274,26 @@ def test_task_listing_pages_by_50_and_the_last_page_has_no_token(
     assert pages[0]["nextPageToken"] == "50a50"
     assert "nextPageToken" not in pages[1]
     assert "nextPageToken" not in pages[2]
+
+
+def test_a_client_killed_mid_request_leaves_no_traceback(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import struct
+    import time
+    import urllib.parse
+
+    where = urllib.parse.urlsplit(sandbox.endpoint)
+    client = socket.create_connection((where.hostname, where.port))
+    client.sendall(b"GET /repo/v1/version HTTP/1.1\r\nHost: sandbox\r\n")
+    time.sleep(0.2)
+    # SO_LINGER of 0 makes close() reset the connection, as a killed process does.
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    time.sleep(0.5)
+
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{sandbox.endpoint}/repo/v1/userProfile")
+    assert refused.value.code == 401
