@@ -296,4 +296,5 @@ def test_a_client_killed_mid_request_leaves_no_traceback(
     assert "Traceback" not in capsys.readouterr().err
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{sandbox.endpoint}/repo/v1/userProfile")
+    refused.value.close()
     assert refused.value.code == 401
