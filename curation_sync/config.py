@@ -139,7 +139,7 @@ SETTINGS: tuple[Setting, ...] = (
         30.0,
         "After a push or pull fails for a reason that can pass (Synapse down, too "
         "many requests), the first wait before trying again; it doubles with each "
-        "failure. A new save is tried at once and starts the waits over.",
+        "failure. A new save is tried at once, and the wait after it keeps growing.",
     ),
     Setting(
         "folder",

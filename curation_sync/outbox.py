@@ -132,14 +132,6 @@ class OutboxMixin:
                 (error, stamp(retry_at), entry_id),
             )
 
-    def restart_backoff(self, kind: str, path: Path) -> None:
-        """Forget the failures of a workbook's entry: the next wait is the first."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE outbox SET attempts = 0 WHERE kind = ? AND path = ?",
-                (kind, self.relative(path)),
-            )
-
     def finish(self, entry_id: int) -> None:
         """Remove a finished outbox entry."""
         with self._transaction() as db:

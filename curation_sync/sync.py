@@ -131,11 +131,11 @@ class SyncEngine:
         """A workbook was saved and settled: push it (a no-op save sends nothing).
 
         A save is tried at once even while an earlier failure waits to be
-        retried, and the waits after it start over from the first.
+        retried; if it fails too, the wait keeps growing from where it was
+        (resetting it made a fault storm use up the request budget on retries).
         """
         if not self.is_candidate(path):
             return None
-        self.ctx.state.restart_backoff("push", path)
         try:
             return self.push(path)
         except CurationSyncError as error:

@@ -656,7 +656,7 @@ def test_a_kill_before_the_next_import_leaves_no_false_conflict_after_restart(
     assert engine.ctx.state.outbox("push") == []
 
 
-def test_a_new_save_during_an_outage_is_tried_at_once_and_starts_the_waits_over(
+def test_a_new_save_during_an_outage_is_tried_at_once_and_the_wait_keeps_growing(
     workbook: Path,
     engine: SyncEngine,
     sandbox: Sandbox,
@@ -685,7 +685,7 @@ def test_a_new_save_during_an_outage_is_tried_at_once_and_starts_the_waits_over(
     assert len(sandbox.request_log.entries()) > requests_before
     [entry] = engine.ctx.state.outbox("push")
     waited = entry.next_attempt_at - engine.ctx.clock()
-    assert (entry.attempts, waited) == (1, dt.timedelta(seconds=30))
+    assert (entry.attempts, waited) == (5, dt.timedelta(seconds=480))
 
     sandbox.faults.clear()
     assert engine.on_settled(workbook) is not None
