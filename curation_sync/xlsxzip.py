@@ -185,7 +185,7 @@ def _marks_in(
         while (chunk := stream.read(_CHUNK)) and found != wanted:
             window = tail + chunk
             hits = {mark for mark in wanted - found if mark in window}
-            # An escape is a control character only with one of their codes.
+            # Every escape starts with `_x00`; only some codes are controls.
             if _ESCAPE_MARK in hits and not _CONTROL_ESCAPE.search(window):
                 hits.discard(_ESCAPE_MARK)
             found |= hits
@@ -218,7 +218,7 @@ class SheetMarks:
 
 
 def sheet_marks(path: Path, sheet_name: str) -> SheetMarks:
-    """Find error and uncalculated formula cells of one sheet.
+    """Find error and uncalculated formula cells of one sheet, and control text.
 
     The sheet's XML is streamed once looking for `t="e"` and `<f` (and, with
     the shared strings, for escaped control characters); it is read whole and
