@@ -15,7 +15,6 @@ swaps them in only when that succeeded, so a bad config leaves the old one runni
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from typing import Any
 from curation_sync import service
 from curation_sync.config import Config, FolderConfig
 from curation_sync.errors import ConfigError, CurationSyncError, RemoteError
-from curation_sync.filesystem import sweep_interrupted_writes
+from curation_sync.filesystem import sweep_interrupted_writes, walk_files
 from curation_sync.lock import FolderLock
 from curation_sync.mapping import MappingRule
 from curation_sync.scheduler import Poller
@@ -235,11 +234,17 @@ def settings_for(folder: FolderConfig) -> SyncSettings:
 def catch_up(runtime: FolderRuntime) -> None:
     """Poll once, then push every workbook edited while the daemon was off.
 
-    The poll also resumes the outbox left by a crash or an outage; temporary
-    files of writes a crash cut short are deleted first.
+    The poll also resumes the outbox left by a crash or an outage. The one walk
+    of the folder also finds the temporary files of writes a crash cut short,
+    and deletes them.
     """
+    if runtime.config.project:
+        guarded(runtime.engine.poll)
+    else:
+        guarded(runtime.engine.resume_pending)
+    paths = sorted(walk_files([runtime.config.path]))
     removed = sweep_interrupted_writes(
-        runtime.config.path, _INTERRUPTED_WRITE_AGE_SECONDS, time.time()
+        paths, _INTERRUPTED_WRITE_AGE_SECONDS, time.time()
     )
     if removed:
         logger.info(
@@ -247,16 +252,9 @@ def catch_up(runtime: FolderRuntime) -> None:
             len(removed),
             runtime.config.path,
         )
-    if runtime.config.project:
-        guarded(runtime.engine.poll)
-    else:
-        guarded(runtime.engine.resume_pending)
-    for directory, dirs, files in os.walk(runtime.config.path):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in sorted(files):
-            path = Path(directory) / name
-            if runtime.engine.is_candidate(path):
-                guarded(runtime.engine.on_settled, path)
+    for path in paths:
+        if runtime.engine.is_candidate(path):
+            guarded(runtime.engine.on_settled, path)
 
 
 def guarded(action: Callable[..., object], *args: object) -> None:

@@ -16,7 +16,7 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 # Names that are never workbooks even with a workbook suffix: Office owner files
@@ -160,15 +160,17 @@ _INTERRUPTED_WRITE = re.compile(
 )
 
 
-def sweep_interrupted_writes(folder: Path, older_than: float, now: float) -> list[Path]:
-    """Delete the temporary files of writes a crash cut short; return them.
+def sweep_interrupted_writes(
+    paths: Iterable[Path], older_than: float, now: float
+) -> list[Path]:
+    """Delete, among `paths`, the temporary files of writes a crash cut short.
 
     Only names `write_atomically` makes are touched, and only files last changed
     more than `older_than` seconds before `now`, so a write in progress (by a
-    one-shot command, say) is left alone.
+    one-shot command, say) is left alone. Returns the deleted files.
     """
     removed = []
-    for path in walk_files([folder]):
+    for path in paths:
         if not _INTERRUPTED_WRITE.match(path.name):
             continue
         try:

@@ -12,9 +12,10 @@ For a file-based task the pull writes a reference workbook of the task's grid on
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,17 +74,22 @@ def pull_task(
 
     try:
         schema = ensure_schema(ctx, task)
-        info, rows = ctx.adapter.record_rows(task.record_set_id or "")
-        remote = (
-            key_rows(rows.columns, rows.rows, schema.upsert_key).rows
-            if rows.columns
-            else {}
+        fetched = functools.cache(
+            lambda: ctx.adapter.record_rows(task.record_set_id or "")
         )
+
+        def remote() -> Mapping[Key, Mapping[str, str]]:
+            rows = fetched()[1]
+            if not rows.columns:
+                return {}
+            return key_rows(rows.columns, rows.rows, schema.upsert_key).rows
+
         reason = why_wait(ctx, path, schema, remote)
         if reason is not None:
             logger.info("Waiting to pull %s: %s", path.name, reason)
             return PullResult(path, task.task_id, "waiting", reason)
 
+        info, rows = fetched()
         base = ctx.state.base(path)
         if base is not None and base.version == info.version and path.exists():
             return PullResult(
@@ -136,14 +142,14 @@ def why_wait(
     ctx: Context,
     path: Path,
     schema: StoredSchema,
-    remote: Mapping[Key, Mapping[str, str]] | None = None,
+    remote: Callable[[], Mapping[Key, Mapping[str, str]]] | None = None,
 ) -> str | None:
     """Why writing into `path` now could lose an edit, or None when it is safe.
 
     Cells that differ from the base are edits, unless the workbook already
-    holds exactly the `remote` rows about to be written: then there is nothing
-    to lose (a pull killed after writing the workbook but before storing its
-    base leaves it so).
+    holds exactly the rows `remote` gives, the ones about to be written: then
+    there is nothing to lose (a pull killed after writing the workbook but
+    before storing its base leaves it so). `remote` is only called then.
     """
     if not path.exists():
         return None
@@ -174,7 +180,7 @@ def why_wait(
     diff = diff_rows(base.rows, local, check.push_columns)
     if diff.is_empty:
         return None
-    if remote is not None and diff_rows(remote, local, check.push_columns).is_empty:
+    if remote is not None and diff_rows(remote(), local, check.push_columns).is_empty:
         return None
     edited = len(diff.changed) + len(diff.added) + len(diff.removed)
     return f"{edited} rows have edits that are not pushed yet"

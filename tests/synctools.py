@@ -55,12 +55,16 @@ def adapter_for(sandbox: Sandbox, home: Path) -> Iterator[SynapseAdapter]:
 
 
 def make_engine(
-    adapter: SynapseAdapter, folder: Path, project_id: str, **settings: Any
+    adapter: SynapseAdapter,
+    folder: Path,
+    project_id: str,
+    state: StateStore | None = None,
+    **settings: Any,
 ) -> SyncEngine:
     folder.mkdir(parents=True, exist_ok=True)
     return SyncEngine(
         adapter,
-        StateStore(folder),
+        state or StateStore(folder),
         SyncSettings(folder=folder, project_id=project_id, **settings),
     )
 

@@ -20,6 +20,7 @@ from curation_sync.filesystem import (
     is_open_in_editor,
     is_temporary_name,
     sweep_interrupted_writes,
+    walk_files,
     workbooks_for_lock_file,
 )
 
@@ -152,7 +153,7 @@ def test_temporary_files_of_writes_a_crash_cut_short_are_swept_and_nothing_else(
     workbook = tmp_path / "animals.xlsx"
     workbook.write_bytes(b"PK\x03\x04")
 
-    removed = sweep_interrupted_writes(tmp_path, older_than=60, now=now)
+    removed = sweep_interrupted_writes(walk_files([tmp_path]), older_than=60, now=now)
 
     assert sorted(removed) == sorted([stale, stale_sidecar])
     assert not stale.exists()

@@ -20,7 +20,7 @@ from curation_sync.sandbox import Sandbox
 from curation_sync.sidecar import sidecar_path
 from curation_sync.state import STATE_DIR, STATE_FILE, StateStore
 from curation_sync.synapse import SynapseAdapter
-from curation_sync.sync import SyncEngine, SyncSettings
+from curation_sync.sync import SyncEngine
 from curation_sync.workbook import read_identity, read_workbook
 from tests.synctools import (
     adapter_for,
@@ -578,10 +578,8 @@ def restarted_engine(
     adapter: SynapseAdapter, folder: Path, project: str, dies_after: str | None = None
 ) -> SyncEngine:
     """A new engine on the folder's state, as after a restart of the daemon."""
-    state = (
-        StateStore(folder) if dies_after is None else DiesAfterStage(folder, dies_after)
-    )
-    return SyncEngine(adapter, state, SyncSettings(folder=folder, project_id=project))
+    dying = None if dies_after is None else DiesAfterStage(folder, dies_after)
+    return make_engine(adapter, folder, project, state=dying)
 
 
 @pytest.mark.parametrize(
@@ -632,21 +630,17 @@ def test_a_kill_before_the_next_import_leaves_no_false_conflict_after_restart(
     after it merged but before it imported. The third must push the edit.
     """
     folder, project = workbook.parent, ids["project"]
-
-    def restarted(dies_after: str | None = None) -> SyncEngine:
-        return restarted_engine(adapter, folder, project, dies_after)
-
     edit_xlsx(workbook, {(2, "age_weeks"): 20})
     with pytest.raises(Killed):
-        restarted("pushed").on_settled(workbook)
+        restarted_engine(adapter, folder, project, "pushed").on_settled(workbook)
     _, rows = remote_rows(synapse_client, ids["record_set"])
     assert {r["animal_id"]: r for r in rows}["A001"]["age_weeks"] == "20"
 
     edit_xlsx(workbook, {(2, "age_weeks"): 21})
     with pytest.raises(Killed):
-        restarted("merged").on_settled(workbook)
+        restarted_engine(adapter, folder, project, "merged").on_settled(workbook)
 
-    engine = restarted()
+    engine = restarted_engine(adapter, folder, project)
     result = engine.on_settled(workbook)
 
     assert result is not None
