@@ -176,6 +176,18 @@ class _Grid:
 _UNKNOWN_COLUMNS_NAMED = 10
 
 
+def _report_unnamed(
+    grid: _Grid, index: int, data: Sequence[Sequence[CellValue]]
+) -> None:
+    if any(index < len(row) and row[index] != "" for row in data):
+        grid.report(
+            "unnamed-column",
+            f"column {index + 1} has values but no header; give it the name "
+            "of a schema property or delete it",
+            column=str(index + 1),
+        )
+
+
 def _map_columns(
     grid: _Grid,
     header: Sequence[CellValue],
@@ -190,13 +202,7 @@ def _map_columns(
     for index, cell in enumerate(header):
         text = value_text(cell).strip()
         if not text:
-            if any(index < len(row) and row[index] != "" for row in data):
-                grid.report(
-                    "unnamed-column",
-                    f"column {index + 1} has values but no header; give it the name "
-                    "of a schema property or delete it",
-                    column=str(index + 1),
-                )
+            _report_unnamed(grid, index, data)
             continue
         spec = by_key.get(normalize_header(text))
         name = spec.name if spec else text
@@ -282,12 +288,15 @@ def _integer_texts(values: Sequence[float]) -> list[str | None]:
     ]
 
 
-def _all_text(cells: Sequence[CellValue]) -> bool:
+def _longest_text(cells: Sequence[CellValue]) -> int | None:
+    """The length of the longest cell if every cell is text, else None.
+
+    Only text has a length among cell values, so one pass answers both.
+    """
     try:
-        "".join(cells)  # type: ignore[arg-type]
+        return max(map(len, cells), default=0)  # type: ignore[arg-type]
     except TypeError:
-        return False
-    return True
+        return None
 
 
 def _shape_column(
@@ -296,8 +305,11 @@ def _shape_column(
     spec: ColumnSpec | None,
     name: str,
     sheet_rows: Sequence[int],
-) -> Sequence[str]:
+) -> tuple[Sequence[str], int | None]:
     """Shape one column's cells, reporting the ones that do not fit.
+
+    Returns the shaped column and, when it is the cells as they were, the
+    length of its longest cell (None when that is not known yet).
 
     Columns repeat values (enums, dates, small integers), so each distinct
     value is shaped once and the column is then mapped through the results in
@@ -306,10 +318,10 @@ def _shape_column(
     is, and a number column of floats only is printed in one pass.
     """
     kind = spec.kind if spec is not None else "string"
-    if kind == "string" and _all_text(cells):
-        return cells  # type: ignore[return-value]
+    if kind == "string" and (longest := _longest_text(cells)) is not None:
+        return cells, longest  # type: ignore[return-value]
     if kind == "number" and set(map(type, cells)) == {float}:
-        return _number_texts(cells)  # type: ignore[arg-type]
+        return _number_texts(cells), None  # type: ignore[arg-type]
 
     distinct: set[Any] = set(cells)
     classes = set(map(type, distinct))
@@ -321,7 +333,7 @@ def _shape_column(
         days = [value for value in distinct if value.__class__ is not str]
         fixed = cast(list[dt.date], list(map(grid.fix, days)))
         iso = dict(zip(days, map(dt.date.isoformat, fixed), strict=True))
-        return list(map(iso.get, cells, cells))
+        return list(map(iso.get, cells, cells)), None
 
     keys: Sequence[Any] = cells
     texts: dict[Any, str] = {}
@@ -355,7 +367,7 @@ def _shape_column(
             if key in failed:
                 found = failed[key]
                 grid.report(found.kind, found.message, sheet_rows[index], name)
-    return list(map(texts.__getitem__, keys))
+    return list(map(texts.__getitem__, keys)), None
 
 
 _MARKED_MESSAGES = {
@@ -376,10 +388,14 @@ def _report_unsafe_cells(
     grid: _Grid,
     kept: Sequence[tuple[int, str, ColumnSpec | None]],
     columns: Sequence[Sequence[str]],
+    longest: Sequence[int | None],
     sheet_rows: Sequence[int],
     header_row: int,
 ) -> None:
-    """Report cells whose text is not what the person sees, or cannot be stored."""
+    """Report cells whose text is not what the person sees, or cannot be stored.
+
+    `longest` holds each column's longest cell where shaping already knows it.
+    """
     names = {grid.first_column + index: name for index, name, _ in kept}
     for kind, positions in grid.marked.items():
         for row, column in sorted(positions):
@@ -389,11 +405,13 @@ def _report_unsafe_cells(
     # Only text can hold control characters or be too long. Joining a column
     # first keeps the common case (no such cell) to one search, and the XLSX
     # scan can rule control characters out without it.
-    for (_, name, spec), cells in zip(kept, columns, strict=True):
+    for (_, name, spec), cells, known in zip(kept, columns, longest, strict=True):
         if spec is not None and spec.kind not in ("string", "list"):
             continue
         control = grid.control_text and _CONTROL.search("".join(cells))
-        if not control and max(map(len, cells), default=0) < MAX_CELL_CHARACTERS:
+        if known is None:
+            known = max(map(len, cells), default=0)
+        if not control and known < MAX_CELL_CHARACTERS:
             continue
         for number, text in zip(sheet_rows, cells, strict=True):
             # calamine cuts longer XLSX cells to the limit, so reaching it is a cut.
@@ -427,12 +445,16 @@ def _non_blank_rows(
     strings) cost nothing to hold.
     """
     if isinstance(rows, list):
+        numbers = range(first, first + len(rows))
+        # A row whose first cell holds a value is not blank; this is checked
+        # for all rows at once first.
+        if all(rows) and "" not in map(operator.itemgetter(0), rows):
+            return rows, list(numbers)
         blank = {
             index
             for index, row in enumerate(rows)
             if not row or (row[0] == "" and row.count("") == len(row))
         }
-        numbers = range(first, first + len(rows))
         if not blank:
             return rows, list(numbers)
         kept = [index for index in range(len(rows)) if index not in blank]
@@ -445,13 +467,33 @@ def _non_blank_rows(
     return [row for _, row in pairs], [number for number, _ in pairs]
 
 
+_Rows = tuple[Iterable[Sequence[CellValue]], int]
+
+
+def _kept_columns(
+    data: Sequence[Sequence[CellValue]],
+    kept: Sequence[tuple[int, str, ColumnSpec | None]],
+    width: int,
+) -> list[Sequence[CellValue]]:
+    """The cells of each kept column; IndexError or ValueError for ragged rows."""
+    # Transposing all at once is quicker, unless most columns are not kept.
+    if 2 * len(kept) < width:
+        return [tuple(map(operator.itemgetter(index), data)) for index, _, _ in kept]
+    every = list(zip(*data, strict=True)) if data else [()] * width
+    return [every[index] for index, _, _ in kept]
+
+
 def _build_table(
-    grid: _Grid,
-    rows: Iterable[Sequence[CellValue]],
-    specs: Mapping[str, ColumnSpec],
-    first_row_number: int = 1,
+    grid: _Grid, load: Callable[[], _Rows], specs: Mapping[str, ColumnSpec]
 ) -> Table:
-    """Find the header, drop empty rows and columns, shape every cell."""
+    """Find the header, drop empty rows and columns, shape every cell.
+
+    `load` gives the sheet's rows and the sheet row number of the first. The
+    rows are loaded here, not passed in, so that nothing else holds them: each
+    row list is freed once the cells are in columns, and each column's raw
+    cells once it is shaped, which keeps the peak memory of a read down.
+    """
+    rows, first_row_number = load()
     stream = iter(rows)
     head = [row for _, row in zip(range(HEADER_SEARCH_ROWS), stream, strict=False)]
     header_index, _ = find_header(head, specs)
@@ -472,29 +514,33 @@ def _build_table(
         grid.report("no-rows", "there is a header but no data rows; nothing to push")
 
     kept = _map_columns(grid, header, data, specs)
-    widths = set(map(len, data)) | {len(header)}
-    width = max(widths)
-    # CSV rows can be short; zip(*rows) would cut every column to the shortest.
-    if len(widths) > 1:
+    width = len(data[0]) if data else len(header)
+    try:
+        raw = _kept_columns(data, kept, width)
+    except (IndexError, ValueError):
+        # A loaded sheet is rectangular, but CSV rows can be short or long.
+        width = max(len(header), *map(len, data))
         data = [[*row, *[""] * (width - len(row))] for row in data]
-    # Transposing all at once is quicker, unless most columns are not kept.
-    if 2 * len(kept) >= width:
-        every = list(zip(*data, strict=True)) if data else [()] * width
-        raw = [every[index] for index, _, _ in kept]
-        del every
-    else:
-        raw = [tuple(map(operator.itemgetter(index), data)) for index, _, _ in kept]
-    columns = [
-        _shape_column(grid, cells, spec, name, sheet_rows)
-        for cells, (_, name, spec) in zip(raw, kept, strict=True)
-    ]
-    del raw
+        raw = _kept_columns(data, kept, width)
+    # Values beyond the header's last cell (a CSV row longer than its header).
+    for index in range(len(header), width):
+        _report_unnamed(grid, index, data)
+    del rows, stream, head, data
+
+    columns: list[Sequence[str]] = []
+    longest: list[int | None] = []
+    for index, (_, name, spec) in enumerate(kept):
+        cells, raw[index] = raw[index], ()
+        column, known = _shape_column(grid, cells, spec, name, sheet_rows)
+        columns.append(column)
+        longest.append(known)
     _report_unsafe_cells(
-        grid, kept, columns, sheet_rows, first_row_number + header_index
+        grid, kept, columns, longest, sheet_rows, first_row_number + header_index
     )
+    rows_text = zip(*columns, strict=True) if columns else (() for _ in sheet_rows)
     return Table(
         columns=tuple(name for _, name, _ in kept),
-        rows=tuple(zip(*columns, strict=True)) if columns else tuple(() for _ in data),
+        rows=tuple(rows_text),
         sheet_rows=tuple(sheet_rows),
         sheet_name=grid.sheet_name,
         problems=tuple(grid.problems),
@@ -502,14 +548,17 @@ def _build_table(
 
 
 def _read_csv(path: Path, specs: Mapping[str, ColumnSpec], grid: _Grid) -> Table:
-    rows, fell_back = parse_csv(path, grid.label)
-    if fell_back:
-        grid.report(
-            "encoding",
-            "the file is not UTF-8, so it was read as Windows-1252; save it as CSV "
-            "UTF-8 so that every character survives",
-        )
-    return _build_table(grid, rows, specs)
+    def load() -> _Rows:
+        rows, fell_back = parse_csv(path, grid.label)
+        if fell_back:
+            grid.report(
+                "encoding",
+                "the file is not UTF-8, so it was read as Windows-1252; save it as "
+                "CSV UTF-8 so that every character survives",
+            )
+        return rows, 1
+
+    return _build_table(grid, load, specs)
 
 
 # ---------------------------------------------------------------------------
@@ -577,8 +626,7 @@ def _read_xlsx(
             }
             start = worksheet.start
             grid.first_column = start[1] + 1 if start else 1
-            rows, first_row_number = _sheet_rows(worksheet)
-            return _build_table(grid, rows, specs, first_row_number)
+            return _build_table(grid, lambda: _sheet_rows(worksheet), specs)
         except CalamineError as error:
             raise WorkbookError(
                 f"{grid.label} is not a readable workbook ({error}); open it in Excel "

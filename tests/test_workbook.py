@@ -387,6 +387,34 @@ def test_headers_match_forgivingly_and_odd_columns_are_named(tmp_path: Path) -> 
     assert "'colour' is not in the task's schema" in by_kind["unknown-column"].message
 
 
+def test_csv_rows_shorter_or_longer_than_the_header_lose_no_value(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(
+        tmp_path / "animals.csv",
+        "animal_id,genotype,sex\nA1,wt\nA2,ko,male,stray\nA3\n",
+    )
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.columns == ("animal_id", "genotype", "sex")
+    assert table.rows == (("A1", "wt", ""), ("A2", "ko", "male"), ("A3", "", ""))
+    unnamed = [p for p in table.problems if p.kind == "unnamed-column"]
+    assert [p.column for p in unnamed] == ["4"]
+    assert "column 4 has values but no header" in unnamed[0].message
+
+
+def test_a_value_right_of_every_csv_header_is_reported(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "animals.csv", "animal_id,genotype\nA1,wt,stray\nA2,ko,\n"
+    )
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.rows == (("A1", "wt"), ("A2", "ko"))
+    assert [p.column for p in table.problems if p.kind == "unnamed-column"] == ["3"]
+
+
 def test_without_a_schema_cells_are_kept_as_typed(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "animals.csv", "id,flag,n\n007,yes,1.50\n")
 
