@@ -476,11 +476,14 @@ def _kept_columns(
     width: int,
 ) -> list[Sequence[CellValue]]:
     """The cells of each kept column; IndexError or ValueError for ragged rows."""
-    # Transposing all at once is quicker, unless most columns are not kept.
     if 2 * len(kept) < width:
         return [tuple(map(operator.itemgetter(index), data)) for index, _, _ in kept]
-    every = list(zip(*data, strict=True)) if data else [()] * width
-    return [every[index] for index, _, _ in kept]
+    # Every cell in one list, then every width-th of them: about twice as
+    # quick as zip(*data), which steps through a hundred thousand iterators.
+    if set(map(len, data)) - {width}:
+        raise ValueError("the rows are not all as wide as the first")
+    cells = list(itertools.chain.from_iterable(data))
+    return [cells[index::width] for index, _, _ in kept]
 
 
 def _build_table(
