@@ -475,7 +475,10 @@ def _kept_columns(
     kept: Sequence[tuple[int, str, ColumnSpec | None]],
     width: int,
 ) -> list[Sequence[CellValue]]:
-    """The cells of each kept column; IndexError or ValueError for ragged rows."""
+    """The cells of each kept column.
+
+    Raises IndexError or ValueError when rows differ in width (CSV only).
+    """
     if 2 * len(kept) < width:
         return [tuple(map(operator.itemgetter(index), data)) for index, _, _ in kept]
     # Every cell in one list, then every width-th of them: about twice as
