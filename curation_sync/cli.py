@@ -80,12 +80,18 @@ def progress(what: str) -> Iterator[None]:
         bar.close()
 
 
+# Python runs signal handlers in the main thread, but the kernel may hand a
+# signal to any thread, and then nothing wakes a wait with no timeout; the
+# main thread wakes this often so that the handler runs.
+_SIGNAL_CHECK_SECONDS = 0.5
+
+
 def wait_for_stop() -> None:
     """Block until Ctrl-C or SIGTERM."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while not stop.wait(0.5):
+        while not stop.wait(_SIGNAL_CHECK_SECONDS):
             pass
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -162,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from curation_sync.daemon import Daemon
 
     config = _config(args)
-    if stop.is_set() and not reload.is_set():
+    if interrupted:
         logger.info("Stopped before starting: asked to stop while loading")
         return 130 if signal.SIGINT in interrupted else 0
     stop.clear()
@@ -170,10 +176,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     daemon = Daemon(config)
     daemon.start()
     try:
-        while True:
-            stop.wait()
-            if not reload.is_set():
-                break
+        while not interrupted:
+            if not stop.wait(_SIGNAL_CHECK_SECONDS) or interrupted:
+                continue
             stop.clear()
             reload.clear()
             try:

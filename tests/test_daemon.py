@@ -31,12 +31,15 @@ WORKBOOK = "AnimalMetadata_Curation.xlsx"
 class Run:
     """One `curation-sync run` process, its stderr collected in a file."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(
+        self, config: Path, log: Path, command: list[str] | None = None
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if k != "SYNAPSE_AUTH_TOKEN"}
         self.log = log
         self._log_file = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "curation_sync", "run", "--config", str(config)],
+            command
+            or [sys.executable, "-m", "curation_sync", "run", "--config", str(config)],
             stderr=self._log_file,
             stdout=subprocess.DEVNULL,
             env=env,
@@ -225,3 +228,37 @@ def test_run_sweeps_temporary_files_a_killed_write_left_behind(
         )
     finally:
         assert daemon.stop() == 0
+
+
+# A `curation-sync run` whose stop signal reaches a thread other than the main
+# one: the kernel may hand a process's signal to any of its threads.
+SIGNAL_FROM_ANOTHER_THREAD = """
+import signal, sys, threading, time
+from pathlib import Path
+from curation_sync import cli
+
+def stop_from_this_thread():
+    log = Path(sys.argv[2])
+    while "Started curation-sync" not in log.read_text():
+        time.sleep(0.1)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+threading.Thread(target=stop_from_this_thread, daemon=True).start()
+sys.exit(cli.main(["run", "--config", sys.argv[1]]))
+"""
+
+
+def test_a_sigterm_taken_by_another_thread_still_stops_the_daemon(
+    config: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "thread.log"
+    driver = [sys.executable, "-c", SIGNAL_FROM_ANOTHER_THREAD, str(config), str(log)]
+    daemon = Run(config, log, command=driver)
+    try:
+        code = daemon.process.wait(timeout=60)
+    finally:
+        daemon.process.kill()
+        daemon.stop()
+
+    assert code == 0, daemon.text()
+    assert "Stopped curation-sync" in daemon.text()
