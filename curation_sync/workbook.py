@@ -477,14 +477,14 @@ def _kept_columns(
 ) -> list[Sequence[CellValue]]:
     """The cells of each kept column.
 
-    Raises IndexError or ValueError when rows differ in width (CSV only).
+    Raises ValueError when rows differ in width (CSV only).
     """
+    if set(map(len, data)) - {width}:
+        raise ValueError("the rows are not all as wide as the first")
     if 2 * len(kept) < width:
         return [tuple(map(operator.itemgetter(index), data)) for index, _, _ in kept]
     # Every cell in one list, then every width-th of them: about twice as
     # quick as zip(*data), which steps through a hundred thousand iterators.
-    if set(map(len, data)) - {width}:
-        raise ValueError("the rows are not all as wide as the first")
     cells = list(itertools.chain.from_iterable(data))
     return [cells[index::width] for index, _, _ in kept]
 
@@ -520,10 +520,10 @@ def _build_table(
         grid.report("no-rows", "there is a header but no data rows; nothing to push")
 
     kept = _map_columns(grid, header, data, specs)
-    width = len(data[0]) if data else len(header)
+    width = max(len(header), len(data[0])) if data else len(header)
     try:
         raw = _kept_columns(data, kept, width)
-    except (IndexError, ValueError):
+    except ValueError:
         # A loaded sheet is rectangular, but CSV rows can be short or long.
         width = max(len(header), *map(len, data))
         data = [[*row, *[""] * (width - len(row))] for row in data]

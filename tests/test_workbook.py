@@ -404,6 +404,16 @@ def test_csv_rows_shorter_or_longer_than_the_header_lose_no_value(
     assert "column 4 has values but no header" in unnamed[0].message
 
 
+def test_csv_rows_all_shorter_than_the_header_read_as_blank_cells(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(tmp_path / "animals.csv", "animal_id,genotype,sex\nA1,wt\nA2,ko\n")
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.rows == (("A1", "wt", ""), ("A2", "ko", ""))
+
+
 def test_a_value_right_of_every_csv_header_is_reported(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "animals.csv", "animal_id,genotype\nA1,wt,stray\nA2,ko,\n"
@@ -413,6 +423,19 @@ def test_a_value_right_of_every_csv_header_is_reported(tmp_path: Path) -> None:
 
     assert table.rows == (("A1", "wt"), ("A2", "ko"))
     assert [p.column for p in table.problems if p.kind == "unnamed-column"] == ["3"]
+
+
+def test_a_value_far_right_of_a_narrow_csv_header_is_reported(tmp_path: Path) -> None:
+    # Most columns have no header here, so they are taken one by one, not all
+    # at once; the row that reaches furthest still counts.
+    path = write_csv(
+        tmp_path / "animals.csv", "animal_id,genotype\nA1,wt,,,,\nA2,ko,,,,,,stray\n"
+    )
+
+    table = read_workbook(path, schema=SCHEMA)
+
+    assert table.rows == (("A1", "wt"), ("A2", "ko"))
+    assert [p.column for p in table.problems if p.kind == "unnamed-column"] == ["8"]
 
 
 def test_without_a_schema_cells_are_kept_as_typed(tmp_path: Path) -> None:
