@@ -1173,6 +1173,36 @@ def test_reading_pauses_the_cycle_collector_only_while_it_reads(
         gc.enable()
 
 
+def test_after_a_read_cycles_are_still_collected_and_frozen_objects_stay_frozen(
+    tmp_path: Path,
+) -> None:
+    import gc
+    import weakref
+
+    class Node:
+        partner: object = None
+
+    path = write_csv(tmp_path / "a.csv", "animal_id,genotype\nA1,wt\n")
+    gc.collect()
+    node = Node()
+    node.partner = node
+    alive = weakref.ref(node)
+    del node
+
+    read_workbook(path)
+    gc.collect()
+
+    assert alive() is None
+
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        read_workbook(path)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_number_and_integer_columns_with_blanks_and_text_keep_each_cells_rule(
     tmp_path: Path,
 ) -> None:
