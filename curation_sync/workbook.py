@@ -41,7 +41,6 @@ import io
 import itertools
 import json
 import logging
-import operator
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -171,15 +170,46 @@ class _Grid:
         )
 
 
+@dataclass(frozen=True)
+class _Sheet:
+    """A loaded sheet's cells in one list, row after row, every row `width` wide."""
+
+    cells: list[CellValue]
+    width: int
+    # The sheet row number of the first row.
+    first_row: int
+
+    def row(self, index: int) -> list[CellValue]:
+        return self.cells[index * self.width : (index + 1) * self.width]
+
+
+@dataclass(frozen=True)
+class _Body:
+    """The data rows under the header, without blank rows, flat as in `_Sheet`.
+
+    A column is then one slice of the list: about twice as quick as
+    zip(*rows), which steps through a hundred thousand row iterators.
+    """
+
+    cells: list[CellValue]
+    width: int
+    sheet_rows: list[int]
+    # Where the first row starts in `cells` (after the header, when the list
+    # is the whole sheet's).
+    offset: int = 0
+
+    def column(self, index: int) -> list[CellValue]:
+        return self.cells[self.offset + index :: self.width]
+
+
 # Up to this many columns unknown to the schema get a line each; more get one
 # line between them (a sheet can have 16,384 columns).
 _UNKNOWN_COLUMNS_NAMED = 10
 
 
-def _report_unnamed(
-    grid: _Grid, index: int, data: Sequence[Sequence[CellValue]]
-) -> None:
-    if any(index < len(row) and row[index] != "" for row in data):
+def _report_unnamed(grid: _Grid, index: int, body: _Body) -> None:
+    cells = body.column(index)
+    if cells.count("") != len(cells):
         grid.report(
             "unnamed-column",
             f"column {index + 1} has values but no header; give it the name "
@@ -191,7 +221,7 @@ def _report_unnamed(
 def _map_columns(
     grid: _Grid,
     header: Sequence[CellValue],
-    data: Sequence[Sequence[CellValue]],
+    body: _Body,
     specs: Mapping[str, ColumnSpec],
 ) -> list[tuple[int, str, ColumnSpec | None]]:
     """Which sheet columns become table columns, under which names."""
@@ -202,7 +232,7 @@ def _map_columns(
     for index, cell in enumerate(header):
         text = value_text(cell).strip()
         if not text:
-            _report_unnamed(grid, index, data)
+            _report_unnamed(grid, index, body)
             continue
         spec = by_key.get(normalize_header(text))
         name = spec.name if spec else text
@@ -439,26 +469,9 @@ def _non_blank_rows(
 ) -> tuple[list[Sequence[CellValue]], list[int]]:
     """The rows holding a value, and their sheet row numbers.
 
-    The first cell decides most rows without counting the others. A list (a
-    sheet loaded whole) is only copied when it has blank rows; anything else
-    is streamed, so trailing rows that only carry formatting (or empty
-    strings) cost nothing to hold.
+    The rows are streamed, so trailing rows that only carry formatting (or
+    empty strings) cost nothing to hold.
     """
-    if isinstance(rows, list):
-        numbers = range(first, first + len(rows))
-        # A row whose first cell holds a value is not blank; this is checked
-        # for all rows at once first.
-        if all(rows) and "" not in map(operator.itemgetter(0), rows):
-            return rows, list(numbers)
-        blank = {
-            index
-            for index, row in enumerate(rows)
-            if not row or (row[0] == "" and row.count("") == len(row))
-        }
-        if not blank:
-            return rows, list(numbers)
-        kept = [index for index in range(len(rows)) if index not in blank]
-        return [rows[index] for index in kept], [numbers[index] for index in kept]
     pairs = [
         pair
         for pair in enumerate(rows, start=first)
@@ -467,41 +480,65 @@ def _non_blank_rows(
     return [row for _, row in pairs], [number for number, _ in pairs]
 
 
+def _body_of_rows(
+    rows: Sequence[Sequence[CellValue]], sheet_rows: list[int], width: int
+) -> _Body:
+    """Rows of any widths (CSV rows can be short or long), padded to the longest.
+
+    `width` is the header's; a row longer than it widens the body.
+    """
+    widths = set(map(len, rows))
+    if widths - {width}:
+        width = max(width, *widths)
+        rows = [[*row, *[""] * (width - len(row))] for row in rows]
+    return _Body(list(itertools.chain.from_iterable(rows)), width, sheet_rows)
+
+
+def _body_of_sheet(sheet: _Sheet, start: int) -> _Body:
+    """The sheet's rows from row index `start` on, without its blank rows.
+
+    The first cell decides most rows without looking at the others, for all
+    of them at once. The sheet's list is only copied when it has blank rows.
+    """
+    width = sheet.width
+    cells = sheet.cells
+    firsts = cells[start * width :: width]
+    numbers = list(
+        range(sheet.first_row + start, sheet.first_row + start + len(firsts))
+    )
+    blank = set()
+    if "" in firsts:
+        blank = {
+            index
+            for index, first in enumerate(firsts)
+            if first == "" and sheet.row(start + index).count("") == width
+        }
+    if not blank:
+        return _Body(cells, width, numbers, offset=start * width)
+    kept = [index for index in range(len(firsts)) if index not in blank]
+    rows = (sheet.row(start + index) for index in kept)
+    return _Body(
+        list(itertools.chain.from_iterable(rows)),
+        width,
+        [numbers[index] for index in kept],
+    )
+
+
 _Rows = tuple[Iterable[Sequence[CellValue]], int]
 
 
-def _kept_columns(
-    data: Sequence[Sequence[CellValue]],
-    kept: Sequence[tuple[int, str, ColumnSpec | None]],
-    width: int,
-) -> list[Sequence[CellValue]]:
-    """The cells of each kept column.
-
-    Raises ValueError when rows differ in width (CSV only).
-    """
-    if set(map(len, data)) - {width}:
-        raise ValueError("the rows are not all as wide as the first")
-    if 2 * len(kept) < width:
-        return [tuple(map(operator.itemgetter(index), data)) for index, _, _ in kept]
-    # Every cell in one list, then every width-th of them: about twice as
-    # quick as zip(*data), which steps through a hundred thousand iterators.
-    cells = list(itertools.chain.from_iterable(data))
-    return [cells[index::width] for index, _, _ in kept]
-
-
-def _build_table(
-    grid: _Grid, load: Callable[[], _Rows], specs: Mapping[str, ColumnSpec]
-) -> Table:
-    """Find the header, drop empty rows and columns, shape every cell.
-
-    `load` gives the sheet's rows and the sheet row number of the first. The
-    rows are loaded here, not passed in, so that nothing else holds them: each
-    row list is freed once the cells are in columns, and each column's raw
-    cells once it is shaped, which keeps the peak memory of a read down.
-    """
-    rows, first_row_number = load()
-    stream = iter(rows)
-    head = [row for _, row in zip(range(HEADER_SEARCH_ROWS), stream, strict=False)]
+def _head_and_body(
+    grid: _Grid, loaded: _Sheet | _Rows, specs: Mapping[str, ColumnSpec]
+) -> tuple[Sequence[CellValue], _Body, int]:
+    """The header row, the data rows under it and the header's sheet row number."""
+    if isinstance(loaded, _Sheet):
+        count = min(HEADER_SEARCH_ROWS, len(loaded.cells) // loaded.width)
+        head: list[Sequence[CellValue]] = [loaded.row(index) for index in range(count)]
+        first_row = loaded.first_row
+    else:
+        rows, first_row = loaded
+        stream = iter(rows)
+        head = [row for _, row in zip(range(HEADER_SEARCH_ROWS), stream, strict=False)]
     header_index, _ = find_header(head, specs)
     if header_index < 0:
         raise WorkbookError(
@@ -510,39 +547,45 @@ def _build_table(
         )
     header = head[header_index]
 
-    first = first_row_number + header_index + 1
-    if isinstance(rows, list):
-        data, sheet_rows = _non_blank_rows(rows[header_index + 1 :], first)
+    if isinstance(loaded, _Sheet):
+        body = _body_of_sheet(loaded, header_index + 1)
     else:
-        body = itertools.chain(head[header_index + 1 :], stream)
-        data, sheet_rows = _non_blank_rows(body, first)
-    if not data:
+        below = itertools.chain(head[header_index + 1 :], stream)
+        data, sheet_rows = _non_blank_rows(below, first_row + header_index + 1)
+        body = _body_of_rows(data, sheet_rows, len(header))
+    return header, body, first_row + header_index
+
+
+def _build_table(
+    grid: _Grid, load: Callable[[], _Sheet | _Rows], specs: Mapping[str, ColumnSpec]
+) -> Table:
+    """Find the header, drop empty rows and columns, shape every cell.
+
+    `load` gives the sheet's cells. They are loaded here, not passed in, so
+    that nothing else holds them: the sheet's list is freed once the cells
+    are in columns, and each column's raw cells once it is shaped, which
+    keeps the peak memory of a read down.
+    """
+    header, body, header_row = _head_and_body(grid, load(), specs)
+    if not body.sheet_rows:
         grid.report("no-rows", "there is a header but no data rows; nothing to push")
 
-    kept = _map_columns(grid, header, data, specs)
-    width = max(len(header), len(data[0])) if data else len(header)
-    try:
-        raw = _kept_columns(data, kept, width)
-    except ValueError:
-        # A loaded sheet is rectangular, but CSV rows can be short or long.
-        width = max(len(header), *map(len, data))
-        data = [[*row, *[""] * (width - len(row))] for row in data]
-        raw = _kept_columns(data, kept, width)
+    kept = _map_columns(grid, header, body, specs)
     # Values beyond the header's last cell (a CSV row longer than its header).
-    for index in range(len(header), width):
-        _report_unnamed(grid, index, data)
-    del rows, stream, head, data
+    for index in range(len(header), body.width):
+        _report_unnamed(grid, index, body)
+    raw = [body.column(index) for index, _, _ in kept]
+    sheet_rows = body.sheet_rows
+    del body
 
     columns: list[Sequence[str]] = []
     longest: list[int | None] = []
     for index, (_, name, spec) in enumerate(kept):
-        cells, raw[index] = raw[index], ()
+        cells, raw[index] = raw[index], []
         column, known = _shape_column(grid, cells, spec, name, sheet_rows)
         columns.append(column)
         longest.append(known)
-    _report_unsafe_cells(
-        grid, kept, columns, longest, sheet_rows, first_row_number + header_index
-    )
+    _report_unsafe_cells(grid, kept, columns, longest, sheet_rows, header_row)
     rows_text = zip(*columns, strict=True) if columns else (() for _ in sheet_rows)
     return Table(
         columns=tuple(name for _, name, _ in kept),
@@ -595,14 +638,20 @@ def _merged_cells(worksheet: CalamineSheet) -> set[tuple[int, int]]:
 _WHOLE_SHEET_CELLS = 4_000_000
 
 
-def _sheet_rows(worksheet: CalamineSheet) -> tuple[Iterable[list[CellValue]], int]:
-    """The sheet's rows and the sheet row number of the first of them."""
+def _load_sheet(worksheet: CalamineSheet) -> _Sheet | _Rows:
+    """The sheet's cells in one list, or its rows streamed when there are many."""
     start, end = worksheet.start, worksheet.end
     if start is not None and end is not None:
-        cells = (end[0] - start[0] + 1) * (end[1] - start[1] + 1)
-        if cells <= _WHOLE_SHEET_CELLS:
-            return worksheet.to_python(), start[0] + 1
-    # iter_rows starts at the sheet's first row, even when it is empty.
+        height, width = end[0] - start[0] + 1, end[1] - start[1] + 1
+        if height * width <= _WHOLE_SHEET_CELLS:
+            # iter_rows starts at the sheet's first row, even when it is empty,
+            # and at the first column with data. Chaining its rows into one list
+            # never holds a list per row, unlike to_python().
+            rows = itertools.islice(worksheet.iter_rows(), start[0], None)
+            cells = list(itertools.chain.from_iterable(rows))
+            if len(cells) == height * width:
+                return _Sheet(cells, width, start[0] + 1)
+    # A larger sheet (or one whose rows are not all as wide) is streamed.
     return worksheet.iter_rows(), 1
 
 
@@ -632,7 +681,7 @@ def _read_xlsx(
             }
             start = worksheet.start
             grid.first_column = start[1] + 1 if start else 1
-            return _build_table(grid, lambda: _sheet_rows(worksheet), specs)
+            return _build_table(grid, lambda: _load_sheet(worksheet), specs)
         except CalamineError as error:
             raise WorkbookError(
                 f"{grid.label} is not a readable workbook ({error}); open it in Excel "
