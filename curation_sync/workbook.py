@@ -698,10 +698,11 @@ _collector_was_enabled = True
 def _collector_paused() -> Iterator[None]:
     """Pause Python's cycle collector while a sheet becomes Python objects.
 
-    A read makes a list and a tuple per row and a list per column, and none of
-    them can form a cycle; with the collector running, its passes over all of
-    them took about a third of the time spent after calamine. Reads in several
-    threads share one pause, and a collector that was off stays off.
+    A read makes a list per sheet row, a tuple per table row and a list per
+    column, and none of them can form a cycle; with the collector running, its
+    passes over all of them took about a third of the time spent after
+    calamine. Reads in several threads share one pause, and a collector that
+    was off stays off.
 
     When the pause ends, everything the read made is still in the youngest
     generation, so the next collection would walk every cell of the table
